@@ -1,0 +1,1 @@
+"""convlens web service."""

@@ -1,0 +1,1 @@
+"""convlens core: convolution arithmetic in pure NumPy (NCHW, PyTorch conventions)."""
