@@ -37,7 +37,7 @@ test: $(STAMP_TEST) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
-	$(PY) -m ruff check core app bench tests
+	$(PY) -m ruff check core app
 	$(PY) -m mypy core app
 
 bench: $(STAMP_TEST)

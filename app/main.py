@@ -1,0 +1,112 @@
+"""Build the convlens service: ``create_app()`` adds the middleware and one router per concern.
+
+Run it with ``uvicorn app.main:app`` (``make run``). Routers live in :mod:`app.routes`; settings in
+:mod:`app.settings`; the request/response models (with every limit) in :mod:`app.schemas`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from app.errors import install_handlers
+from app.middleware import SecurityHeadersMiddleware
+from app.settings import REPO_ROOT, Settings, get_settings
+
+log = logging.getLogger("convlens")
+
+ROUTERS = (
+    "health",
+    "pages",
+    "limits",
+    "kernels",
+    "images",
+    "conv",
+    "im2col",
+    "explain",
+    "backward",
+    "transpose",
+    "shape",
+)
+OPTIONAL_ROUTERS = ("network",)  # issue 5; the service runs without it
+
+DESCRIPTION = """Convolution, pooling, im2col and backprop on real images, computed by NumPy (`core/`) in
+float32 with PyTorch's conventions (NCHW, weights (F, C/groups, KH, KW), cross-correlation).
+
+Image arrays: gray = Pillow mode "L" / 255 → (1, 1, H, W); rgb = the three channels / 255 → (1, 3, H, W).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Used instead of the environment's (tests pass one with a temporary store).
+    """
+    active = settings or get_settings()
+    app = FastAPI(title="convlens", version="0.1.0", description=DESCRIPTION)
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(SecurityHeadersMiddleware, docs_from_cdn=True)
+    if active.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=active.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    install_handlers(app)
+    for name in ROUTERS:
+        module = importlib.import_module(f"app.routes.{name}")
+        app.include_router(module.router)
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(f"app.routes.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"app.routes.{name}":
+                raise  # the router exists but is broken: fail loudly
+            log.info("optional router %s is not installed", name)
+            continue
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")
+    document_body_errors(app)
+    return app
+
+
+def document_body_errors(app: FastAPI) -> None:
+    """Add the 400 that FastAPI itself answers to an unparseable body to every operation with a body.
+
+    (A body that is not UTF-8 never reaches validation: FastAPI answers ``400 {"detail": "There was an
+    error parsing the body"}``.) Keeps ``/openapi.json`` true for every router, including optional ones.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        message = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+        for path in spec.get("paths", {}).values():
+            for operation in path.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault(
+                        "400",
+                        {
+                            "description": "The body could not be parsed.",
+                            "content": {"application/json": {"schema": message}},
+                        },
+                    )
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

@@ -1,0 +1,66 @@
+"""JSON responses through orjson (numpy arrays serialise directly, float32 with its shortest repr)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi.responses import JSONResponse
+
+from app.render import data_url, map_png
+
+MAX_JSON_INT = 2**53 - 1
+
+
+class OrjsonResponse(JSONResponse):
+    """``application/json`` rendered by orjson with numpy support."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def arr(values: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy-if-needed (what orjson's numpy support requires)."""
+    return np.ascontiguousarray(values)
+
+
+def json_safe(value: Any) -> Any:
+    """Ints beyond what JSON readers hold exactly (2^53) become floats; recursive over dicts and lists."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value) if abs(value) > MAX_JSON_INT else value
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def map_entry(index: int, values: np.ndarray, include_values: bool) -> dict[str, Any]:
+    """One feature map for the JSON: index, min, max, colour map, PNG data URL and (optionally) values.
+
+    Parameters
+    ----------
+    index : int
+    values : ndarray, shape (H, W)
+    include_values : bool
+    """
+    png, colormap, _, _ = map_png(values)
+    return {
+        "index": index,
+        # numpy scalars: orjson writes float32 with its shortest text, as in "values"
+        "min": values.min(),
+        "max": values.max(),
+        "colormap": colormap,
+        "png": data_url(png),
+        "values": arr(values) if include_values else None,
+    }
+
+
+def server_timing(timing: dict[str, float]) -> str:
+    """A ``Server-Timing`` header value, e.g. ``load;dur=0.2, conv;dur=1.3``."""
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in timing.items())

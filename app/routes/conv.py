@@ -1,0 +1,224 @@
+"""``POST /api/conv`` (feature maps as JSON with PNG data URLs) and ``GET /api/conv.png`` (one PNG grid)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
+
+from app.compute import Forward, Prepared, forward, prepare
+from app.errors import BodyError
+from app.image_source import load_array
+from app.render import data_url, grid_png, image_png
+from app.responses import OrjsonResponse, arr, map_entry, server_timing
+from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, Message
+from app.settings import Settings, SettingsDep
+
+router = APIRouter(prefix="/api", tags=["convolution"])
+
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "The body could not be parsed (not JSON / not UTF-8)."},
+}
+COMPUTE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **BODY_ERRORS,
+    404: {"model": Message, "description": "Unknown image id."},
+    410: {"model": Message, "description": "The stored image is corrupt."},
+}
+
+RENDER_VERSION = "1"
+"""Part of the ETag of ``/api/conv.png``: bump when the pictures change for the same parameters."""
+
+
+def _region_values(maps: np.ndarray, request: ConvRequest) -> tuple[dict[str, int] | None, slice, slice]:
+    """The requested region clipped to the maps ``(F, OH, OW)``; 422 when it lies outside."""
+    region = request.region
+    if region is None:
+        return None, slice(None), slice(None)
+    _, oh, ow = maps.shape
+    y0, y1, x0, x1 = region.y0, min(region.y1, oh), region.x0, min(region.x1, ow)
+    if y0 >= oh or x0 >= ow:
+        raise BodyError("region", f"region starts at ({y0}, {x0}) but the conv maps are only {oh}×{ow}")
+    return {"y0": y0, "y1": y1, "x0": x0, "x1": x1}, slice(y0, y1), slice(x0, x1)
+
+
+def conv_payload(
+    request: ConvRequest, prepared: Prepared, result: Forward, timing: dict[str, float]
+) -> dict[str, Any]:
+    """The ``POST /api/conv`` body (see the API contract)."""
+    start = time.perf_counter()
+    x = prepared.x
+    maps = result.conv[0]
+    f, oh, ow = maps.shape
+    small = request.values and oh * ow <= MAX_VALUES_PER_MAP
+    region, rows, cols = _region_values(maps, request)
+    conv_maps = []
+    for index in range(f):
+        entry = map_entry(index, maps[index], small)
+        if region is not None:
+            entry["values"] = arr(maps[index, rows, cols])
+        conv_maps.append(entry)
+    pool_block = None
+    if result.pooled is not None and request.pool is not None:
+        pooled = result.pooled[0]
+        pf, ph, pw = pooled.shape
+        pool_small = request.values and ph * pw <= MAX_VALUES_PER_MAP
+        pool_maps = []
+        for index in range(pf):
+            entry = map_entry(index, pooled[index], pool_small)
+            entry["argmax"] = (
+                arr(result.argmax[0, index]) if pool_small and result.argmax is not None else None
+            )
+            pool_maps.append(entry)
+        pool_block = {"shape": list(result.pooled.shape), "mode": request.pool.mode, "maps": pool_maps}
+    input_png = data_url(image_png(x[0]))
+    timing["encode"] = (time.perf_counter() - start) * 1000
+    explanation = prepared.explanation
+    steps = [s.as_dict() for s in explanation.steps]
+    warnings = list(explanation.warnings)
+    if result.pool_explanation is not None:
+        steps += [s.as_dict() for s in result.pool_explanation.steps]
+        warnings += result.pool_explanation.warnings
+    return {
+        "input": {"shape": list(x.shape), "png": input_png},
+        "padding": explanation.facts["padding"],
+        "conv": {
+            "shape": list(result.conv.shape),
+            "activation": request.activation,
+            "maps": conv_maps,
+            "region": region,
+        },
+        "pool": pool_block,
+        "steps": steps,
+        "warnings": warnings,
+        "facts": {k: v for k, v in explanation.facts.items() if k != "padding"},
+        "timing_ms": timing,
+    }
+
+
+def run_conv(request: ConvRequest, settings: Settings) -> tuple[Prepared, Forward, dict[str, float]]:
+    """Prepare and run convolution → activation → pooling."""
+    prepared = prepare(request, settings)
+    timing = dict(prepared.timing)
+    result = forward(prepared, request.activation, request.pool, timing)
+    return prepared, result, timing
+
+
+@router.post("/conv", response_model=ConvResponse, responses=COMPUTE_ERRORS)
+def post_conv(request: ConvRequest, settings: SettingsDep) -> Response:
+    """Convolution (+ bias), activation and pooling of an image: every map as a PNG with its range.
+
+    Exact values come with ``values: true`` for maps up to 64×64, or for a ``region`` of every conv map.
+    Per-stage timings are in ``timing_ms`` and in the ``Server-Timing`` header.
+    """
+    start = time.perf_counter()
+    prepared, result, timing = run_conv(request, settings)
+    payload = conv_payload(request, prepared, result, timing)
+    timing["total"] = (time.perf_counter() - start) * 1000
+    return OrjsonResponse(payload, headers={"Server-Timing": server_timing(timing)})
+
+
+# ------------------------------------------------------------------------------------- GET conv.png
+
+
+def _split(text: str | None) -> Any:
+    """Query text → int, list of ints, list of words or a word (``"2"``, ``"1,2"``, ``"same"``)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    parts = [p.strip() for p in text.split(",")]
+    if all(p.lstrip("-").isdigit() for p in parts):
+        numbers = [int(p) for p in parts]
+        return numbers[0] if len(numbers) == 1 else numbers
+    return parts[0] if len(parts) == 1 else parts
+
+
+@router.get(
+    "/conv.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The feature maps as one PNG grid."},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **COMPUTE_ERRORS,
+    },
+)
+def get_conv_png(
+    settings: SettingsDep,
+    image: str = Query(description="An upload's SHA-256, 'mnist:N' or 'sample:NAME'.", max_length=80),
+    weight: str = Query(
+        default="identity",
+        max_length=20_000,
+        description="A preset, comma-separated presets, or a JSON (KH, KW) / (F, C/groups, KH, KW) list.",
+    ),
+    color: str = Query(default="gray", max_length=8),
+    max_side: int | None = Query(default=None),
+    bias: str | None = Query(default=None, max_length=2000, description="Comma-separated, one per filter."),
+    stride: str = Query(default="1", max_length=40),
+    padding: str = Query(
+        default="0", max_length=40, description="int, 'h,w', 't,b,l,r', valid, same or full"
+    ),
+    dilation: str = Query(default="1", max_length=40),
+    groups: int = Query(default=1),
+    activation: str = Query(default="none", max_length=8),
+    pool: str | None = Query(default=None, max_length=8, description="max or avg"),
+    pool_kernel: str = Query(default="2", max_length=40),
+    pool_stride: str | None = Query(default=None, max_length=40),
+    pool_padding: str = Query(default="0", max_length=40),
+    ceil_mode: bool = Query(default=False),
+    stage: str = Query(default="conv", max_length=8, description="conv or pool: which maps to draw"),
+    columns: int | None = Query(default=None, ge=1, le=64, description="Maps per row."),
+    if_none_match: str | None = Header(default=None),
+) -> Response:
+    """The feature maps of the same parameters as ``POST /api/conv`` as one PNG grid, for slides.
+
+    Cacheable: the ETag is derived from the normalised parameters and the image id.
+    """
+    fields: dict[str, Any] = {
+        "image": image,
+        "weight": _split(weight) if weight.strip().startswith("[") or "," in weight else weight,
+        "color": color,
+        "max_side": max_side,
+        "stride": _split(stride),
+        "padding": _split(padding),
+        "dilation": _split(dilation),
+        "groups": groups,
+        "activation": activation,
+    }
+    if bias is not None:
+        fields["bias"] = _split(bias) if "," in bias else [bias]
+    if pool:
+        fields["pool"] = {
+            "mode": pool,
+            "kernel_size": _split(pool_kernel),
+            "stride": _split(pool_stride),
+            "padding": _split(pool_padding),
+            "ceil_mode": ceil_mode,
+        }
+    try:
+        request = ConvRequest.model_validate(fields)
+    except ValidationError as exc:
+        detail = [
+            {"loc": ["query", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        return OrjsonResponse({"detail": detail}, status_code=422)
+    if stage not in ("conv", "pool"):
+        raise BodyError("stage", f"stage must be 'conv' or 'pool', got {stage!r}")
+    load_array(request.image, request.color, request.max_side, settings)  # 404 before anything else
+    key = json.dumps([RENDER_VERSION, request.model_dump(mode="json"), stage, columns], sort_keys=True)
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    _, result, _ = run_conv(request, settings)
+    maps = result.pooled if stage == "pool" and result.pooled is not None else result.conv
+    return Response(grid_png(maps[0], columns=columns), media_type="image/png", headers=headers)

@@ -1,0 +1,86 @@
+"""``POST /api/explain``: how one output value is computed — its receptive field, products and sum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Response
+
+from app.compute import prepare
+from app.errors import BodyError
+from app.responses import OrjsonResponse, arr
+from app.routes.conv import COMPUTE_ERRORS
+from app.schemas import ExplainRequest, ExplainResponse
+from app.settings import SettingsDep
+from core.activations import relu
+from core.conv import conv2d
+from core.im2col import pad_input
+from core.shapes import conv_geometry
+
+router = APIRouter(prefix="/api", tags=["explain"])
+
+
+@router.post("/explain", response_model=ExplainResponse, responses=COMPUTE_ERRORS)
+def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
+    """The receptive field of output ``position = [f, y, x]`` and the arithmetic that gives its value.
+
+    ``value`` is the convolution output itself (``core.conv.conv2d``, + bias, then the activation), so it
+    equals ``conv.maps[f].values[y][x]`` of ``POST /api/conv``; ``sum`` is the sum of the shown
+    products (float32; it can differ from the GEMM's sum in the last bit because the order differs).
+    Numbers are float32 and serialised with their shortest float32 text, like the maps' values.
+    """
+    prepared = prepare(request, settings)
+    _, f_count, oh, ow = prepared.output_shape
+    f, y, x = request.position
+    if f >= f_count or y >= oh or x >= ow:
+        raise BodyError(
+            "position",
+            f"position (f={f}, y={y}, x={x}) is outside the output: filters 0..{f_count - 1}, "
+            f"rows 0..{oh - 1}, columns 0..{ow - 1}",
+        )
+    weight = prepared.weight
+    geometry = conv_geometry(prepared.x.shape, weight.shape, **prepared.conv_kwargs).window
+    top, left = geometry.padding.top, geometry.padding.left
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    _, cg, kh, kw = weight.shape
+    g = f // (f_count // prepared.groups)
+    channels = list(range(g * cg, (g + 1) * cg))
+    # padded coordinates of the taps: window origin (y·s) plus the dilated kernel offset (i·d)
+    rows = [y * sh + i * dh for i in range(kh)]
+    cols = [x * sw + j * dw for j in range(kw)]
+    _, _, h, w = prepared.x.shape
+    input_rows = [r - top for r in rows]
+    input_cols = [c - left for c in cols]
+    in_padding = [[not (0 <= r < h and 0 <= c < w) for c in input_cols] for r in input_rows]
+    padded = pad_input(prepared.x, geometry.padding)
+    win = padded[0][np.ix_(channels, rows, cols)]
+    kernel = weight[f]
+    products = win * kernel
+    channel_sums = products.sum(axis=(1, 2), dtype=np.float32)
+    total = np.float32(products.sum(dtype=np.float32))
+    pre = conv2d(prepared.x, weight, prepared.bias, **prepared.conv_kwargs)[0, f, y, x]
+    value = np.float32(relu(pre)) if request.activation == "relu" else pre
+    bias = prepared.bias[f] if prepared.bias is not None else np.float32(0)
+    payload: dict[str, Any] = {
+        "position": [f, y, x],
+        "column": y * ow + x,
+        "group": g,
+        "channels": channels,
+        "taps": {
+            "rows": rows,
+            "cols": cols,
+            "input_rows": input_rows,
+            "input_cols": input_cols,
+            "in_padding": in_padding,
+        },
+        "window": arr(win),
+        "kernel": arr(kernel),
+        "products": arr(products),
+        "channel_sums": arr(channel_sums),
+        "sum": total,
+        "bias": bias,
+        "pre_activation": pre,
+        "value": value,
+    }
+    return OrjsonResponse(payload)

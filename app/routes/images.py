@@ -1,0 +1,196 @@
+"""Images: upload (``POST /api/images``), metadata and PNG of any id, and the MNIST and sample lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import ApiError, BodyError
+from app.image_source import SAMPLES, image_info, mnist_set, png_bytes, store_for
+from app.responses import OrjsonResponse
+from app.schemas import (
+    MNIST_PAGE_LIMIT,
+    ImageMeta,
+    Message,
+    MnistList,
+    SampleList,
+    UploadResult,
+    ValidationErrorBody,
+)
+from app.settings import SettingsDep
+from app.store import is_upload_id
+from app.uploads import ACCEPTED_TEXT, normalise_upload
+
+router = APIRouter(prefix="/api", tags=["images"])
+
+MULTIPART_OVERHEAD = 64 * 1024
+"""Bytes allowed on top of ``max_upload_bytes`` for the multipart boundaries and headers."""
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"A {ACCEPTED_TEXT} image.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Message, "description": "Unknown image id."},
+    410: {"model": Message, "description": "The stored file is corrupt and is not served."},
+}
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and abandoned (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, f"the upload is {int(declared)} bytes; the limit is {limit - MULTIPART_OVERHEAD} bytes"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"the upload is larger than the limit of {limit - MULTIPART_OVERHEAD} bytes")
+    return bytes(body)
+
+
+async def _file_field(request: Request, body: bytes) -> bytes:
+    """The bytes of the multipart field ``file`` in ``body``."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    replay = Request(request.scope, receive)
+    try:
+        form = await replay.form(max_files=1, max_fields=8)
+    except StarletteHTTPException as exc:
+        raise ApiError(400, f"the multipart body could not be read: {exc.detail}") from None
+    except Exception as exc:  # python-multipart parse errors
+        raise ApiError(400, f"the multipart body could not be read: {exc}") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise BodyError("file", "send the image in the multipart field 'file'")
+        return await upload.read()
+    finally:
+        await form.close()
+
+
+@router.post(
+    "/images",
+    status_code=201,
+    response_model=UploadResult,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        200: {"model": UploadResult, "description": "Already stored (same id)."},
+        400: {"model": Message, "description": "Empty, corrupt or truncated image."},
+        413: {"model": Message, "description": "Too many bytes, or too many pixels (decompression bomb)."},
+        415: {"model": Message, "description": "Not an image in an accepted format."},
+        422: {"model": ValidationErrorBody, "description": "No multipart field 'file'."},
+        507: {"model": Message, "description": "The store is full of recently used images."},
+    },
+)
+async def upload_image(request: Request, settings: SettingsDep) -> Response:
+    """Upload an image (multipart field ``file``): PNG, JPEG, GIF, BMP, WebP or TIFF.
+
+    It is decoded (first frame/page), EXIF-oriented, converted to 8-bit gray or RGB (alpha composited on
+    white), downscaled (Lanczos) so its longer side is at most ``max_side``, and stored as PNG under the
+    SHA-256 of those PNG bytes: 201 when new, 200 when the same image was already stored.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(415, f"send the image as multipart/form-data in the field 'file' ({ACCEPTED_TEXT})")
+    body = await _read_capped(request, settings.max_upload_bytes + MULTIPART_OVERHEAD)
+    data = await _file_field(request, body)
+    if len(data) > settings.max_upload_bytes:
+        raise ApiError(413, f"the image is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
+    image = await run_in_threadpool(normalise_upload, data, settings.max_side, settings.max_pixels)
+    saved = await run_in_threadpool(store_for(settings).save, image.png)
+    payload = {
+        "id": saved.image_id,
+        "width": image.width,
+        "height": image.height,
+        "channels": image.channels,
+        "original_width": image.original_width,
+        "original_height": image.original_height,
+        "downscaled": image.downscaled,
+    }
+    return OrjsonResponse(payload, status_code=201 if saved.created else 200)
+
+
+@router.get(
+    "/images/{image_id}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The image as PNG."}, **ERRORS},
+)
+def get_image_png(image_id: str, settings: SettingsDep) -> Response:
+    """The image as PNG (uploads exactly as stored; always ``image/png``)."""
+    data = png_bytes(image_id, settings)
+    cache = "public, max-age=31536000, immutable" if is_upload_id(image_id) else "public, max-age=86400"
+    return Response(data, media_type="image/png", headers={"Cache-Control": cache})
+
+
+@router.get("/images/{image_id}", response_model=ImageMeta, responses=ERRORS)
+def get_image(image_id: str, settings: SettingsDep) -> dict[str, Any]:
+    """Metadata of an upload, ``mnist:N`` or ``sample:NAME``."""
+    return image_info(image_id, settings).as_dict()
+
+
+@router.get("/mnist", response_model=MnistList)
+def list_mnist(
+    settings: SettingsDep,
+    label: int | None = Query(default=None, ge=0, le=9, description="Only digits with this label."),
+    offset: int = Query(default=0, ge=0, le=10_000_000),
+    limit: int = Query(default=100, ge=1, le=MNIST_PAGE_LIMIT),
+) -> dict[str, Any]:
+    """MNIST digits (ids ``mnist:N``) with their labels, optionally filtered by label, paged."""
+    _, labels = mnist_set(settings)
+    indices = np.arange(len(labels)) if label is None else np.flatnonzero(labels == label)
+    page = indices[offset : offset + limit]
+    items = [{"id": f"mnist:{i}", "index": int(i), "label": int(labels[i])} for i in page]
+    return {"total": int(len(indices)), "offset": offset, "limit": limit, "items": items}
+
+
+@router.get("/samples", response_model=SampleList)
+def list_samples(settings: SettingsDep) -> dict[str, Any]:
+    """The bundled photos (ids ``sample:NAME``) with their credits and licences."""
+    samples = []
+    for sample in SAMPLES.values():
+        info = image_info(f"sample:{sample.name}", settings)
+        samples.append(
+            {
+                "id": info.id,
+                "name": sample.name,
+                "width": info.width,
+                "height": info.height,
+                "channels": info.channels,
+                "description": sample.description,
+                "credit": sample.credit,
+                "licence": sample.licence,
+            }
+        )
+    return {"samples": samples}

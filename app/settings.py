@@ -1,0 +1,80 @@
+"""Service settings, read once from ``CONVLENS_*`` environment variables.
+
+Every limit the service enforces that an operator may want to change lives here; the limits that
+describe the visualiser itself (largest kernel, stride, ...) are schema constants in :mod:`app.schemas`.
+Tests override :func:`get_settings` through ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The source tree: ``data/``, ``static/`` and ``templates/`` are found relative to it."""
+
+
+class Settings(BaseSettings):
+    """Operator-tunable limits and locations (environment variable = ``CONVLENS_`` + upper-case name)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVLENS_", extra="ignore")
+
+    store_dir: Path = Field(
+        default=REPO_ROOT / "var" / "uploads",
+        description="Folder of the content-addressed upload store (shared by every worker).",
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest upload accepted.")
+    max_side: int = Field(
+        default=512,
+        ge=8,
+        le=4096,
+        description="Uploads are downscaled so that the longer side is at most this.",
+    )
+    max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Decompression-bomb guard: largest width × height accepted, read from the header "
+        "before any pixel is decoded.",
+    )
+    max_macs: int = Field(
+        default=2_000_000_000, ge=1, description="Largest number of multiply-adds per request."
+    )
+    max_im2col_bytes: int = Field(
+        default=400 * 1024 * 1024,
+        ge=1,
+        description="Largest im2col matrix (bytes) a request may build: the memory a convolution needs.",
+    )
+    store_max_bytes: int = Field(
+        default=1024**3, ge=1, description="Size at which the store starts evicting."
+    )
+    store_retention_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="An upload used within this many seconds is never evicted (the upload is refused with "
+        "507 instead).",
+    )
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS; empty = no CORS headers at all."
+    )
+    mnist_dir: Path | None = Field(
+        default=None, description="Folder with the full MNIST IDX files; default: the bundled test set."
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` split on commas, blanks dropped."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings from the environment, read once per process."""
+    return Settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

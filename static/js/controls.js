@@ -1,0 +1,326 @@
+// The one place that binds events: every control, pointer and keyboard handler calls into the app
+// (main.js), which changes the state and redraws. Handlers are attached by delegation where lists change.
+import { refitFlat, randomWeights } from './kernels.js';
+import { matrixCellAt } from './render/im2col.js';
+import { inputCellAt } from './render/input.js';
+import { mapCellAt } from './render/maps.js';
+import { markSelected, renderMnistGrid, renderSamples } from './render/source.js';
+import { MAX_FILTERS } from './state.js';
+
+const MNIST_PAGE = 30;
+
+/**
+ * Bind every event of the page.
+ * @param {Document} doc
+ * @param {Object} app  from main.js
+ */
+export function bindControls(doc, app) {
+  const $ = (id) => doc.getElementById(id);
+  const s = () => app.state;
+
+  // ---- sliders: one handler for every <input type=range data-key>
+  for (const input of doc.querySelectorAll('input[type=range][data-key]')) {
+    input.addEventListener('input', () => {
+      const key = input.dataset.key;
+      const value = Number(input.value);
+      $(`${key}-out`).textContent = input.value;
+      if (key === 'speed') {
+        app.set({ speed: value });
+        if (app.playTimer) app.togglePlay(true);
+        return;
+      }
+      if (key === 'zoom') {
+        app.set({ zoom: value });
+        return;
+      }
+      app.markInput();
+      if (key === 'filters') setFilterCount(value);
+      else if (key === 'kh' || key === 'kw') resizeKernels({ [key]: value });
+      else app.set({ [key]: value });
+    });
+  }
+
+  /** Change the number of filters: new filters take the next preset; groups may fall back to 1. */
+  function setFilterCount(count) {
+    const state = s();
+    const k = state.k.slice(0, count);
+    const order = ['sobel_x', 'sobel_y', 'laplacian_4', 'gaussian_3', 'sharpen', 'emboss', 'prewitt_x', 'outline'];
+    while (k.length < Math.min(count, MAX_FILTERS)) k.push(order[k.length % order.length]);
+    app.set({ k, b: state.b.slice(0, count), w: state.w.slice(0, count) });
+  }
+
+  /** Kernel size change: custom weights are re-centred into the new size rather than dropped. */
+  function resizeKernels(changes) {
+    const state = s();
+    const cg = (state.color === 'rgb' ? 3 : 1) / state.groups;
+    const kh = changes.kh ?? state.kh;
+    const kw = changes.kw ?? state.kw;
+    const w = state.w.map((flat) => (flat ? refitFlat(flat, cg, state.kh, state.kw, cg, kh, kw) : null));
+    app.set({ ...changes, w });
+  }
+
+  /** Channel-count change (gray/RGB, groups): custom weights are copied to the new channel count. */
+  function changeChannels(changes) {
+    const state = s();
+    const before = (state.color === 'rgb' ? 3 : 1) / state.groups;
+    const color = changes.color ?? state.color;
+    const groups = changes.groups ?? (color === 'gray' ? 1 : state.groups);
+    const after = (color === 'rgb' ? 3 : 1) / groups;
+    const w = state.w.map((flat) => (flat ? refitFlat(flat, before, state.kh, state.kw, after, state.kh, state.kw) : null));
+    app.set({ ...changes, groups, w });
+  }
+
+  // ---- selects and radios
+  const selects = { pad: String, act: String, pool: String, target: String };
+  for (const [id, cast] of Object.entries(selects)) {
+    $(id).addEventListener('change', () => {
+      app.markInput();
+      app.set({ [id]: cast($(id).value) });
+    });
+  }
+  $('groups').addEventListener('change', () => {
+    app.markInput();
+    changeChannels({ groups: Number($('groups').value) });
+  });
+  $('side').addEventListener('change', () => {
+    app.markInput();
+    app.set({ side: Number($('side').value) });
+  });
+  for (const radio of doc.querySelectorAll('input[type=radio]')) {
+    radio.addEventListener('change', () => {
+      if (!radio.checked) return;
+      if (radio.name === 'color') {
+        app.markInput();
+        changeChannels({ color: radio.value });
+      } else {
+        app.set({ [radio.name]: radio.value });
+      }
+    });
+  }
+
+  // ---- filter editor (delegated: its content is rebuilt)
+  const filters = $('filter-list');
+  filters.addEventListener('change', (event) => {
+    const target = event.target;
+    const f = Number(target.dataset.f);
+    const state = s();
+    if (target.matches('select.preset')) {
+      app.markInput();
+      const k = state.k.slice();
+      const w = state.w.slice();
+      if (target.value === 'custom') {
+        w[f] = collectWeights(f);
+      } else {
+        w[f] = null;
+      }
+      k[f] = target.value;
+      app.set({ k, w });
+    } else if (target.matches('input.bias')) {
+      const b = state.b.slice();
+      b[f] = Number(target.value) || 0;
+      app.markInput();
+      app.set({ b });
+    }
+  });
+  filters.addEventListener('input', (event) => {
+    const target = event.target;
+    if (!target.matches('input.weight')) return;
+    if (target.value === '' || target.value === '-' || !Number.isFinite(Number(target.value))) return;
+    const f = Number(target.dataset.f);
+    const k = s().k.slice();
+    const w = s().w.slice();
+    k[f] = 'custom';
+    w[f] = collectWeights(f);
+    app.markInput();
+    app.set({ k, w });
+  });
+  filters.addEventListener('click', (event) => {
+    const button = event.target.closest('button.random');
+    if (!button) return;
+    const f = Number(button.dataset.f);
+    const state = s();
+    const cg = (state.color === 'rgb' ? 3 : 1) / state.groups;
+    const seed = (Date.now() + f * 7919) % 2147483647;
+    const k = state.k.slice();
+    const w = state.w.slice();
+    k[f] = 'custom';
+    w[f] = randomWeights(cg * state.kh * state.kw, seed);
+    app.markInput();
+    app.set({ k, w });
+  });
+
+  /** The numbers currently in filter f's grid, flattened in (c, kh, kw) order. */
+  function collectWeights(f) {
+    const inputs = [...filters.querySelectorAll(`input.weight[data-f="${f}"]`)];
+    inputs.sort((a, b) => a.dataset.c - b.dataset.c || a.dataset.i - b.dataset.i || a.dataset.j - b.dataset.j);
+    return inputs.map((input) => Number(input.value) || 0);
+  }
+
+  // ---- image sources
+  const mnist = { offset: 0, total: 10000 };
+  const labelQuery = () => ($('mnist-label').value === '' ? '' : `label=${$('mnist-label').value}&`);
+  async function loadMnistPage() {
+    const page = await app.api.get(`/api/mnist?${labelQuery()}offset=${mnist.offset}&limit=${MNIST_PAGE}`);
+    mnist.total = page.total;
+    renderMnistGrid($('mnist-grid'), page, s().image);
+    $('mnist-page').textContent = `${page.offset + 1}–${Math.min(page.total, page.offset + page.items.length)} of ${page.total}`;
+  }
+  $('mnist-label').addEventListener('change', () => {
+    mnist.offset = 0;
+    loadMnistPage();
+  });
+  $('mnist-prev').addEventListener('click', () => {
+    mnist.offset = Math.max(0, mnist.offset - MNIST_PAGE);
+    loadMnistPage();
+  });
+  $('mnist-next').addEventListener('click', () => {
+    if (mnist.offset + MNIST_PAGE < mnist.total) mnist.offset += MNIST_PAGE;
+    loadMnistPage();
+  });
+  $('mnist-random').addEventListener('click', async () => {
+    const offset = Math.floor(Math.random() * mnist.total);
+    const page = await app.api.get(`/api/mnist?${labelQuery()}offset=${offset}&limit=1`);
+    if (page.items.length) {
+      app.markInput();
+      app.chooseImage(page.items[0].id);
+    }
+  });
+  for (const grid of [$('mnist-grid'), $('sample-list')]) {
+    grid.addEventListener('click', (event) => {
+      const button = event.target.closest('button[data-image]');
+      if (!button) return;
+      app.markInput();
+      app.chooseImage(button.dataset.image);
+      markSelected(grid, button.dataset.image);
+    });
+  }
+  let samplesLoaded = false;
+  for (const tab of doc.querySelectorAll('.source-tab')) {
+    tab.addEventListener('click', async () => {
+      for (const other of doc.querySelectorAll('.source-tab')) {
+        other.setAttribute('aria-pressed', String(other === tab));
+        $(`pane-${other.dataset.source}`).hidden = other !== tab;
+      }
+      if (tab.dataset.source === 'samples' && !samplesLoaded) {
+        samplesLoaded = true;
+        const answer = await app.api.get('/api/samples');
+        renderSamples($('sample-list'), answer.samples, s().image);
+      }
+    });
+  }
+  loadMnistPage().catch(() => {});
+  const image = s().image;
+  const pane = image.startsWith('sample:') ? 'samples' : image.startsWith('mnist:') ? 'mnist' : 'upload';
+  if (pane !== 'mnist') doc.querySelector(`.source-tab[data-source=${pane}]`).click();
+
+  $('file').addEventListener('change', () => {
+    const file = $('file').files[0];
+    if (file) app.upload(file);
+  });
+  doc.addEventListener('dragover', (event) => {
+    if ([...(event.dataTransfer?.types || [])].includes('Files')) event.preventDefault();
+  });
+  doc.addEventListener('drop', (event) => {
+    const file = event.dataTransfer?.files?.[0];
+    if (!file) return;
+    event.preventDefault();
+    app.upload(file);
+  });
+  doc.addEventListener('paste', (event) => {
+    const item = [...(event.clipboardData?.items || [])].find((i) => i.type.startsWith('image/'));
+    if (!item) return;
+    event.preventDefault();
+    app.upload(item.getAsFile());
+  });
+
+  // ---- pointer and keyboard on the views
+  const input = $('input-stack');
+  input.addEventListener('pointermove', (event) => {
+    if (app.geometry) app.hoverInputAt(inputCellAt(event, input, app.geometry));
+  });
+  input.addEventListener('pointerleave', () => app.hoverInputAt(null));
+
+  const selectFromMap = (event) => {
+    const stack = event.target.closest('.map-stack');
+    if (!stack) return;
+    const cell = mapCellAt(event, stack);
+    if (!cell) return;
+    if (stack.dataset.kind === 'pool') {
+      const [f, py, px] = cell;
+      const pooled = app.conv?.pool?.maps[f];
+      const ow = app.conv.conv.shape[3];
+      const flat = pooled?.argmax ? pooled.argmax[py][px] : null;
+      const state = s();
+      const y = flat !== null ? Math.floor(flat / ow) : Math.max(0, py * state.ps - state.pp);
+      const x = flat !== null ? flat % ow : Math.max(0, px * state.ps - state.pp);
+      app.set({ pos: [f, y, x] });
+      return;
+    }
+    const [f, y, x] = cell;
+    const [pf, py, px] = s().pos;
+    if (pf !== f || py !== y || px !== x) app.set({ pos: cell });
+  };
+  for (const container of [$('maps'), $('pooled')]) {
+    container.addEventListener('pointermove', selectFromMap);
+    container.addEventListener('click', selectFromMap);
+  }
+  $('maps').addEventListener('keydown', (event) => {
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const move = moves[event.key];
+    if (!move || !app.geometry) return;
+    event.preventDefault();
+    const [oh, ow] = app.geometry.output;
+    const [f, y, x] = s().pos;
+    app.set({ pos: [f, Math.max(0, Math.min(oh - 1, y + move[0])), Math.max(0, Math.min(ow - 1, x + move[1]))] });
+  });
+
+  const scroller = $('im2col-scroll');
+  scroller.addEventListener('scroll', () => app.drawIm2col());
+  scroller.addEventListener('pointermove', (event) => {
+    const data = app.im2col;
+    if (!data) return;
+    const cell = matrixCellAt(event, $('im2col-canvas'), scroller, data, s().zoom);
+    if (!cell) return;
+    const [r, c] = cell;
+    const [ch, kh, kw] = data.row_labels[r];
+    const ow = data.out_size[1];
+    const value = data.values ? ` = ${data.values[r][c]}` : '';
+    const index = data.indices ? `; k = ${data.indices.k[r]}, i = ${data.indices.i[r][c]}, j = ${data.indices.j[r][c]}` : '';
+    $('im2col-hover').textContent = `row ${r} (c ${ch}, kh ${kh}, kw ${kw}), column ${c} (oh ${Math.floor(c / ow)}, ow ${c % ow})${value}${index}`;
+  });
+  scroller.addEventListener('click', (event) => {
+    const data = app.im2col;
+    if (!data) return;
+    const cell = matrixCellAt(event, $('im2col-canvas'), scroller, data, s().zoom);
+    if (cell) app.set({ pos: [s().pos[0], Math.floor(cell[1] / data.out_size[1]), cell[1] % data.out_size[1]] });
+  });
+  window.addEventListener('resize', () => app.drawIm2col());
+
+  // ---- step-through
+  $('play').addEventListener('click', () => app.togglePlay());
+  $('step').addEventListener('click', () => {
+    app.togglePlay(false);
+    app.step();
+  });
+
+  // ---- header: tabs, projector, share
+  for (const tab of doc.querySelectorAll('[role=tab]')) {
+    tab.addEventListener('click', () => app.set({ tab: tab.dataset.tab }));
+    tab.addEventListener('keydown', (event) => {
+      if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
+      const next = tab.dataset.tab === 'conv' ? 'network' : 'conv';
+      app.set({ tab: next });
+      doc.querySelector(`[role=tab][data-tab=${next}]`).focus();
+    });
+  }
+  $('projector').addEventListener('click', () => {
+    app.set({ proj: !s().proj });
+    if (app.conv) app.paintConv();
+  });
+  $('copy-link').addEventListener('click', () => app.copy(window.location.href, 'Link'));
+  $('copy-code').addEventListener('click', () => app.copy($('code').value, 'PyTorch code'));
+  for (const button of doc.querySelectorAll('button[data-download]')) {
+    button.addEventListener('click', () => app.download(button.dataset.download));
+  }
+  doc.addEventListener('convlens:open-filter', (event) => app.openFilter(event.detail));
+}

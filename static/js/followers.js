@@ -1,0 +1,141 @@
+// The views that follow a convolution: im2col (+ the GEMM), the arithmetic of the selected pixel (explain),
+// the backward pass and the transposed convolution. Each asks its own endpoint (newest request wins) once the
+// feature maps are painted, so that a slider change repaints the map first.
+import { Superseded } from './api.js';
+import { renderArithmetic, renderArithmeticMessage } from './render/arith.js';
+import { renderBackward } from './render/backward.js';
+import { el, loadImage } from './render/common.js';
+import { renderGemm } from './render/gemm.js';
+import { drawMatrixView, matrixSource, revealColumn, sizeMatrix } from './render/im2col.js';
+import { renderTranspose } from './render/transpose.js';
+
+/**
+ * Add the follow-up requests and their drawing to the app (main.js).
+ * @param {Object} app  needs state, api, conv, convRequest, paints, track(), channelsPerFilter()
+ * @param {Document} doc
+ */
+export function installFollowers(app, doc) {
+  const $ = (id) => doc.getElementById(id);
+  const { api } = app;
+
+  /** The follow-up requests after a convolution: im2col (+ GEMM), explain, backward, transpose. */
+  app.requestFollowers = async () => {
+    const paint = app.paints;
+    await Promise.allSettled([app.requestIm2col(), app.requestExplain(), app.requestBackward(), app.requestTranspose()]);
+    if (paint === app.paints) doc.body.dataset.settled = String(paint);
+  };
+
+  app.requestIm2col = async () => {
+    const body = { ...app.convRequest, values: undefined, pool: null, indices: true, columns: null };
+    try {
+      const data = await app.track(api.latest('im2col', '/api/im2col', body));
+      const [heat, product] = await Promise.all([loadImage(data.png), loadImage(data.product.png)]);
+      app.im2col = data;
+      app.heat = heat;
+      app.product = product;
+      app.im2colSources.clear();
+      $('im2col-shape').textContent = `${data.rows} × ${data.cols} (rows (c, kh, kw), columns (oh, ow))`;
+      $('im2col-note').textContent = data.indices
+        ? 'k, i, j: the row → channel, padded row and padded column each entry is read from (ML-From-Scratch index arrays).'
+        : `k, i, j and exact values are sent only for matrices up to 50,000 entries (this one has ${data.rows * data.cols}).`;
+      app.drawIm2col(true);
+    } catch (error) {
+      if (!(error instanceof Superseded)) $('im2col-note').textContent = error.message;
+    }
+  };
+
+  /** Draw the im2col viewport and the GEMM for the selected position. */
+  app.drawIm2col = (resize = false) => {
+    const data = app.im2col;
+    if (!data) return;
+    const s = app.state;
+    const scroller = $('im2col-scroll');
+    if (resize) {
+      sizeMatrix($('im2col-spacer'), data, s.zoom);
+      revealColumn(scroller, s.pos[1] * data.out_size[1] + s.pos[2], s.zoom);
+    }
+    if (!app.im2colSources.has(s.m)) app.im2colSources.set(s.m, matrixSource(data, app.heat, s.m));
+    const [f, y, x] = s.pos;
+    const ow = data.out_size[1];
+    const column = y * ow + x;
+    const kk = s.kh * s.kw;
+    const cg = app.channelsPerFilter();
+    const group = Math.floor(f / (s.k.length / s.groups));
+    drawMatrixView(scroller, $('im2col-canvas'), data, app.im2colSources.get(s.m), {
+      zoom: s.zoom,
+      column,
+      rowGroup: s.groups > 1 ? [group * cg * kk, (group + 1) * cg * kk] : null,
+    });
+    renderGemm($('gemm'), data, app.heat, app.product, { filter: f, column });
+  };
+
+  app.requestExplain = async () => {
+    if (!app.convRequest) return;
+    const body = { ...app.convRequest, values: false, pool: null, position: app.state.pos };
+    try {
+      const ex = await app.track(api.latest('explain', '/api/explain', body));
+      app.explain = ex;
+      renderArithmetic($('arith'), ex, app.convRequest.activation);
+      $('arith-where').textContent = `at filter ${ex.position[0]}, output (${ex.position[1]}, ${ex.position[2]})`;
+    } catch (error) {
+      if (!(error instanceof Superseded)) renderArithmeticMessage($('arith'), error.message);
+    }
+  };
+
+  app.requestBackward = async () => {
+    if (!app.convRequest) return;
+    const s = app.state;
+    const throughPool = s.pool !== 'none' && s.target === 'pool';
+    let position = s.pos;
+    if (throughPool && app.conv && app.conv.pool) {
+      const [, , ph, pw] = app.conv.pool.shape;
+      position = [s.pos[0], Math.min(ph - 1, Math.floor(s.pos[1] / s.ps)), Math.min(pw - 1, Math.floor(s.pos[2] / s.ps))];
+    }
+    const body = {
+      ...app.convRequest,
+      values: false,
+      pool: throughPool ? app.convRequest.pool : null,
+      upstream: { kind: s.up, position, seed: s.seed },
+      target: throughPool ? 'pool' : 'conv',
+    };
+    try {
+      const data = await app.track(api.latest('backward', '/api/backward', body));
+      app.backward = data;
+      await renderBackward($('backward'), data, body.upstream.kind);
+    } catch (error) {
+      if (!(error instanceof Superseded)) $('backward').replaceChildren(el('p', { class: 'note', text: error.message }));
+    }
+  };
+
+  app.requestTranspose = async () => {
+    if (!app.convRequest) return;
+    const s = app.state;
+    const [f, y, x] = s.pos;
+    const map = app.conv.conv.maps[f];
+    const n = 3;
+    const x0 = Math.max(0, Math.min(x - 1, app.conv.conv.shape[3] - n));
+    const y0 = Math.max(0, Math.min(y - 1, app.conv.conv.shape[2] - n));
+    const xs = [];
+    for (let r = 0; r < Math.min(n, app.conv.conv.shape[2]); r += 1) {
+      const row = [];
+      for (let c = 0; c < Math.min(n, app.conv.conv.shape[3]); c += 1) {
+        row.push(map.values ? Math.round(map.values[y0 + r][x0 + c] * 100) / 100 : 1);
+      }
+      xs.push(row);
+    }
+    const body = {
+      x: xs,
+      weight: app.convRequest.weight[f][0],
+      stride: [s.sh, s.sw],
+      padding: [0, 0],
+      output_padding: [0, 0],
+      dilation: [s.dh, s.dw],
+    };
+    try {
+      const data = await app.track(api.latest('transpose', '/api/transpose', body));
+      renderTranspose($('transpose'), data, body);
+    } catch (error) {
+      if (!(error instanceof Superseded)) $('transpose').replaceChildren(el('p', { class: 'note', text: error.message }));
+    }
+  };
+}

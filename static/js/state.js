@@ -1,0 +1,225 @@
+// The one state object of the page, its defaults, and its (de)serialisation to the URL.
+//
+// Every property the page can be in is declared once in PROPERTIES (name, type, default, range), in the
+// manner of tensorflow/playground's state table: the URL reader, the URL writer and the clamping all
+// walk this table, so a new control is one new row here plus its binding in controls.js.
+
+/**
+ * @typedef {Object} PropertySpec
+ * @property {string} key        name in the state object and in the URL query
+ * @property {'int'|'float'|'bool'|'enum'|'string'|'ints'|'floats'|'strings'|'weights'} type
+ * @property {*} def             default value
+ * @property {number} [min]      smallest value (int)
+ * @property {number} [max]      largest value (int)
+ * @property {string[]} [values] allowed values (enum)
+ */
+
+/** @type {PropertySpec[]} */
+export const PROPERTIES = [
+  { key: 'image', type: 'string', def: 'mnist:0' },
+  { key: 'color', type: 'enum', values: ['gray', 'rgb'], def: 'gray' },
+  { key: 'side', type: 'int', def: 128, min: 8, max: 512 },
+  // kernel size, stride, dilation: (height, width)
+  { key: 'kh', type: 'int', def: 3, min: 1, max: 11 },
+  { key: 'kw', type: 'int', def: 3, min: 1, max: 11 },
+  { key: 'sh', type: 'int', def: 1, min: 1, max: 8 },
+  { key: 'sw', type: 'int', def: 1, min: 1, max: 8 },
+  { key: 'dh', type: 'int', def: 1, min: 1, max: 5 },
+  { key: 'dw', type: 'int', def: 1, min: 1, max: 5 },
+  // padding: explicit (top, bottom, left, right) or one of the words
+  { key: 'pad', type: 'enum', values: ['explicit', 'valid', 'same', 'full'], def: 'explicit' },
+  { key: 'pt', type: 'int', def: 0, min: 0, max: 10 },
+  { key: 'pb', type: 'int', def: 0, min: 0, max: 10 },
+  { key: 'pl', type: 'int', def: 0, min: 0, max: 10 },
+  { key: 'pr', type: 'int', def: 0, min: 0, max: 10 },
+  { key: 'groups', type: 'int', def: 1, min: 1, max: 8 },
+  { key: 'act', type: 'enum', values: ['none', 'relu'], def: 'none' },
+  // filters: one preset name per filter ('custom' = the weights in `w`), one bias per filter
+  { key: 'k', type: 'strings', def: ['sobel_x'] },
+  { key: 'b', type: 'floats', def: [0] },
+  { key: 'w', type: 'weights', def: [null] },
+  // pooling
+  { key: 'pool', type: 'enum', values: ['none', 'max', 'avg'], def: 'none' },
+  { key: 'pk', type: 'int', def: 2, min: 1, max: 8 },
+  { key: 'ps', type: 'int', def: 2, min: 1, max: 8 },
+  { key: 'pp', type: 'int', def: 0, min: 0, max: 4 },
+  // the selected output position [filter, y, x] (conv-output coordinates)
+  { key: 'pos', type: 'ints', def: [0, 12, 16] },
+  // backward pass
+  { key: 'up', type: 'enum', values: ['ones', 'onehot', 'random'], def: 'ones' },
+  { key: 'target', type: 'enum', values: ['conv', 'pool'], def: 'conv' },
+  { key: 'seed', type: 'int', def: 0, min: 0, max: 2147483647 },
+  // im2col view: what the matrix shows, and its zoom (pixels per cell)
+  { key: 'm', type: 'enum', values: ['values', 'k', 'i', 'j'], def: 'values' },
+  { key: 'zoom', type: 'int', def: 10, min: 1, max: 40 },
+  // step-through speed (steps per second), view tab, projector mode
+  { key: 'speed', type: 'int', def: 4, min: 1, max: 30 },
+  { key: 'tab', type: 'enum', values: ['conv', 'network'], def: 'conv' },
+  { key: 'proj', type: 'bool', def: false },
+];
+
+export const MAX_FILTERS = 8;
+
+/**
+ * A fresh state object holding every default.
+ * @returns {Object}
+ */
+export function defaultState() {
+  const state = {};
+  for (const spec of PROPERTIES) state[spec.key] = structuredClone(spec.def);
+  return state;
+}
+
+/**
+ * Clamp an integer into a property's range (NaN → default).
+ * @param {PropertySpec} spec
+ * @param {number} value
+ * @returns {number}
+ */
+function clampInt(spec, value) {
+  if (!Number.isFinite(value)) return spec.def;
+  const v = Math.round(value);
+  return Math.min(spec.max ?? v, Math.max(spec.min ?? v, v));
+}
+
+/**
+ * Parse one URL value according to its spec; an unreadable value gives the default.
+ * @param {PropertySpec} spec
+ * @param {string} text
+ * @returns {*}
+ */
+function parseValue(spec, text) {
+  switch (spec.type) {
+    case 'int':
+      return clampInt(spec, Number(text));
+    case 'float': {
+      const v = Number(text);
+      return Number.isFinite(v) ? v : spec.def;
+    }
+    case 'bool':
+      return text === '1' || text === 'true';
+    case 'enum':
+      return spec.values.includes(text) ? text : spec.def;
+    case 'string':
+      return text || spec.def;
+    case 'ints':
+      return text.split(',').map((t) => Math.round(Number(t)) || 0);
+    case 'floats':
+      return text.split(',').map((t) => (Number.isFinite(Number(t)) ? Number(t) : 0));
+    case 'strings':
+      return text.split(',').filter(Boolean);
+    case 'weights':
+      // one flat list of numbers per filter, filters separated by ';', an empty entry = preset
+      return text.split(';').map((t) => (t === '' ? null : t.split(',').map((v) => Number(v) || 0)));
+    default:
+      return spec.def;
+  }
+}
+
+/**
+ * Format one state value for the URL.
+ * @param {PropertySpec} spec
+ * @param {*} value
+ * @returns {string}
+ */
+function formatValue(spec, value) {
+  switch (spec.type) {
+    case 'bool':
+      return value ? '1' : '0';
+    case 'ints':
+    case 'floats':
+    case 'strings':
+      return value.join(',');
+    case 'weights':
+      return value.map((w) => (w ? w.map(formatNumber).join(',') : '')).join(';');
+    default:
+      return String(value);
+  }
+}
+
+/**
+ * Shortest text for a weight that still reads back as the same float32.
+ * @param {number} v
+ * @returns {string}
+ */
+export function formatNumber(v) {
+  for (let digits = 1; digits <= 9; digits += 1) {
+    const text = String(Number(v.toPrecision(digits)));
+    if (Math.fround(Number(text)) === Math.fround(v)) return text;
+  }
+  return String(v);
+}
+
+/**
+ * Read a state from a URL query string; absent or unreadable properties take their default.
+ * @param {string} search  e.g. location.search
+ * @returns {Object}
+ */
+export function stateFromQuery(search) {
+  const params = new URLSearchParams(search);
+  const state = defaultState();
+  for (const spec of PROPERTIES) {
+    if (params.has(spec.key)) state[spec.key] = parseValue(spec, params.get(spec.key));
+  }
+  return normaliseFilters(state);
+}
+
+/**
+ * Write the full state to a URL query string (every property, so a link reproduces the view exactly).
+ * @param {Object} state
+ * @returns {string}  starting with '?'
+ */
+export function queryFromState(state) {
+  const params = new URLSearchParams();
+  for (const spec of PROPERTIES) params.set(spec.key, formatValue(spec, state[spec.key]));
+  return `?${params.toString()}`;
+}
+
+/**
+ * Make the per-filter lists (presets `k`, biases `b`, custom weights `w`) the same length (1..8).
+ * @param {Object} state
+ * @returns {Object} the same state
+ */
+export function normaliseFilters(state) {
+  let count = Math.min(MAX_FILTERS, Math.max(1, state.k.length));
+  if (!state.k.length) state.k = ['sobel_x'];
+  state.k = state.k.slice(0, count);
+  count = state.k.length;
+  const bias = state.b.slice(0, count);
+  while (bias.length < count) bias.push(0);
+  state.b = bias;
+  const weights = state.w.slice(0, count);
+  while (weights.length < count) weights.push(null);
+  state.w = weights;
+  state.k = state.k.map((name, i) => (name === 'custom' && !state.w[i] ? 'identity' : name));
+  if (state.pos.length !== 3) state.pos = [0, 0, 0];
+  return state;
+}
+
+/**
+ * Number of input channels the server will compute with.
+ * @param {Object} state
+ * @returns {number} 1 for gray, 3 for rgb
+ */
+export function channelCount(state) {
+  return state.color === 'rgb' ? 3 : 1;
+}
+
+/**
+ * The padding as the API (and core.shapes.resolve_padding) takes it.
+ * @param {Object} state
+ * @returns {string|number[]} a word or [top, bottom, left, right]
+ */
+export function paddingSpec(state) {
+  return state.pad === 'explicit' ? [state.pt, state.pb, state.pl, state.pr] : state.pad;
+}
+
+/**
+ * The pooling request field, or null.
+ * @param {Object} state
+ * @returns {Object|null}
+ */
+export function poolSpec(state) {
+  if (state.pool === 'none') return null;
+  return { mode: state.pool, kernel_size: state.pk, stride: state.ps, padding: state.pp, ceil_mode: false };
+}

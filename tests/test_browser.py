@@ -1,0 +1,501 @@
+"""The page in a real browser: Playwright drives Chromium against the real server (uvicorn on a free port).
+
+What is checked, against independent references:
+
+- the page loads with no console error and no request to any other host, and every panel is filled;
+- ``static/js/shapes.js`` (the page's slider clamping) agrees with ``POST /api/shape`` (core.shapes) on many
+  configurations, including which ones are impossible;
+- each slider, moved with the keyboard, resizes the feature-map canvas to the size ``/api/shape`` gives and
+  changes its pixels;
+- hovering an output pixel shows an arithmetic whose sum (+ bias) equals the value ``/api/conv`` returns
+  for the same request written independently (preset by name);
+- an upload through the file input; the URL round trip; a learned filter opened from the network view;
+- screenshots for the README (docs/screenshots/) and the slider → repainted-map latency
+  (printed, and written to docs/latency.json).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from browser_support import (
+    LATENCY_FILE,
+    SCREENSHOTS,
+    canvas_fingerprint,
+    launch_options,
+    paints,
+    summary,
+    wait_idle,
+    wait_repaint,
+)
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+VIEWPORT = {"width": 1280, "height": 720}
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real app in a uvicorn subprocess with its own upload store."""
+    from live_server import LiveServer
+
+    store = tmp_path_factory.mktemp("browser-store")
+    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium, or a clean skip when no browser can be launched at all."""
+    playwright = sync_api.sync_playwright().start()
+    try:
+        try:
+            instance = playwright.chromium.launch(**launch_options())
+        except Exception as first:  # noqa: BLE001 - any launch failure: try Playwright's own build
+            try:
+                instance = playwright.chromium.launch(args=launch_options()["args"], headless=True)
+            except Exception:  # noqa: BLE001
+                pytest.skip(f"no Chromium could be launched: {first}")
+        yield instance
+        instance.close()
+    finally:
+        playwright.stop()
+
+
+class Watched:
+    """A page plus everything it logged or requested."""
+
+    def __init__(self, page: Any, origin: str) -> None:
+        self.page = page
+        self.origin = origin
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def foreign(self) -> list[str]:
+        """Requests to any other host (data: and blob: URLs are local)."""
+        local = (self.origin + "/", "data:", "blob:")
+        return [u for u in self.requests if not u.startswith(local)]
+
+
+@pytest.fixture()
+def watched(browser: Any, server: Any) -> Iterator[Watched]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield Watched(page, server.url)
+    context.close()
+
+
+def open_page(w: Watched, query: str = "") -> Any:
+    w.page.goto(w.origin + "/" + query)
+    wait_idle(w.page)
+    return w.page
+
+
+def api_shape(server: Any, **settings: Any) -> dict[str, Any]:
+    response = httpx.post(server.url + "/api/shape", json=settings, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def press(page: Any, selector: str, key: str = "ArrowRight") -> None:
+    """Move a slider with the keyboard (the way a keyboard user does) and wait for the repaint."""
+    before = paints(page)
+    page.focus(selector)
+    page.keyboard.press(key)
+    wait_repaint(page, before)
+
+
+# --------------------------------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------------------------------
+
+
+def test_page_loads_clean_with_every_panel_filled(watched: Watched) -> None:
+    page = open_page(watched)
+    page.wait_for_selector("#arith-value")
+    page.wait_for_selector("#bw-gradx")
+    page.wait_for_selector("#gemm-w")
+    page.wait_for_selector("#transpose figure")
+    # opening view: mnist:0 (a 7), 3×3 sobel_x, no padding → 26 × 26
+    assert canvas_fingerprint(page, "#map-0")["width"] == 26
+    assert canvas_fingerprint(page, "#map-0")["height"] == 26
+    assert canvas_fingerprint(page, "#input-canvas")["width"] > 0
+    assert "label 7" in page.text_content("#image-info")
+    assert page.locator("table.steps tbody tr").count() >= 8
+    assert page.locator("#im2col-shape").text_content().startswith("9 × 676")
+    assert watched.errors == [], watched.errors
+    assert watched.foreign() == [], watched.foreign()
+
+
+def test_shapes_js_agrees_with_the_server(watched: Watched, server: Any) -> None:
+    rng = np.random.default_rng(4)
+    configs = []
+    for _ in range(120):
+        padding_form = rng.integers(0, 4)
+        if padding_form == 0:
+            padding: Any = int(rng.integers(0, 4))
+        elif padding_form == 1:
+            padding = [int(v) for v in rng.integers(0, 4, size=4)]
+        else:
+            padding = str(rng.choice(["valid", "same", "full"]))
+        pool = None
+        if rng.random() < 0.4:
+            k = int(rng.integers(1, 5))
+            pool = {"mode": "max", "kernel_size": k, "stride": int(rng.integers(1, 4)),
+                    "padding": int(rng.integers(0, k // 2 + 1)), "ceil_mode": False}
+        configs.append({
+            "input_size": [int(rng.integers(1, 30)), int(rng.integers(1, 30))],
+            "channels": 1, "filters": 1, "batch": 1, "groups": 1,
+            "kernel_size": [int(rng.integers(1, 12)), int(rng.integers(1, 12))],
+            "stride": [int(rng.integers(1, 9)), int(rng.integers(1, 9))],
+            "dilation": [int(rng.integers(1, 6)), int(rng.integers(1, 6))],
+            "padding": padding,
+            "pool": pool,
+        })
+    page = open_page(watched)
+    js = page.evaluate(
+        """async (configs) => {
+            const S = await import('/static/js/shapes.js');
+            return configs.map((c) => {
+                try {
+                    const g = S.windowGeometry(c.input_size, c.kernel_size, c.stride, c.padding, c.dilation);
+                    const pool = c.pool ? S.poolOutputSize(g.output, [c.pool.kernel_size, c.pool.kernel_size],
+                        [c.pool.stride, c.pool.stride], [c.pool.padding, c.pool.padding]) : null;
+                    return {ok: true, output: g.output, padding: g.padding, uncovered: g.uncovered, pool};
+                } catch (e) { return {ok: false, message: e.message}; }
+            });
+        }""",
+        configs,
+    )
+    impossible = 0
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for config, mine in zip(configs, js, strict=True):
+            response = client.post("/api/shape", json=config)
+            if not mine["ok"]:
+                impossible += 1
+                assert response.status_code == 422, (config, mine, response.text)
+                if "spans" in mine["message"]:
+                    assert mine["message"] in response.text, (mine["message"], response.text)
+                continue
+            assert response.status_code == 200, (config, response.text)
+            answer = response.json()
+            assert answer["conv"]["output_shape"][2:] == mine["output"], config
+            assert answer["conv"]["padding"] == mine["padding"], config
+            assert len(answer["conv"]["uncovered_rows"]) == mine["uncovered"][0], config
+            if config["pool"]:
+                assert answer["pool"]["output_shape"][2:] == mine["pool"], config
+    assert 5 < impossible < 115  # both kinds were exercised
+
+
+def test_each_slider_resizes_and_repaints_the_map(watched: Watched, server: Any) -> None:
+    page = open_page(watched)
+    conv_sliders = ["kh", "kw", "sh", "sw", "dh", "dw", "pt", "pb", "pl", "pr"]
+    for key in conv_sliders:
+        before = canvas_fingerprint(page, "#map-0")
+        # with a stride > 1, one more row of padding can fall where no window reaches: press again then
+        for _ in range(3):
+            old = page.input_value(f"#{key}")
+            press(page, f"#{key}")
+            assert page.input_value(f"#{key}") == str(int(old) + 1), key
+            s = {k: int(page.input_value(f"#{k}")) for k in conv_sliders}
+            expected = api_shape(
+                server, input_size=[28, 28], channels=1, filters=1, kernel_size=[s["kh"], s["kw"]],
+                stride=[s["sh"], s["sw"]], dilation=[s["dh"], s["dw"]],
+                padding=[s["pt"], s["pb"], s["pl"], s["pr"]],
+            )["conv"]["output_shape"]
+            after = canvas_fingerprint(page, "#map-0")
+            assert [after["height"], after["width"]] == expected[2:], (key, after, expected)
+            if after["hash"] != before["hash"]:
+                break
+        assert after["hash"] != before["hash"], key
+    # pooling sliders act on the pooled map
+    before_pool = paints(page)
+    page.select_option("#pool", "max")
+    wait_repaint(page, before_pool)
+    conv_shape = [canvas_fingerprint(page, "#map-0")["height"], canvas_fingerprint(page, "#map-0")["width"]]
+    for key in ["pk", "ps", "pp"]:
+        before = canvas_fingerprint(page, "#pool-0")
+        press(page, f"#{key}")
+        pk, ps, pp = (int(page.input_value(f"#{k}")) for k in ["pk", "ps", "pp"])
+        expected = api_shape(
+            server, input_size=conv_shape, channels=1, filters=1, kernel_size=1,
+            pool={"mode": "max", "kernel_size": pk, "stride": ps, "padding": pp, "ceil_mode": False},
+        )["pool"]["output_shape"]
+        after = canvas_fingerprint(page, "#pool-0")
+        assert [after["height"], after["width"]] == expected[2:], (key, after, expected)
+        assert after["hash"] != before["hash"], key
+    assert watched.errors == [], watched.errors
+
+
+def test_slider_is_clamped_to_what_fits(watched: Watched) -> None:
+    page = open_page(watched, "?image=mnist:0&kh=11&dh=1")
+    assert page.input_value("#kh") == "11"
+    # dilation 3 would make an 11-tap kernel span 31 > 28 pixels: the slider stops at 2
+    page.focus("#dh")
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    assert page.get_attribute("#dh", "max") == "2"
+    assert page.input_value("#dh") == "2"
+    # and the page says why, in the server's sentence
+    sentence = "kernel 11 with dilation 3 spans 31 pixels but the padded input is only 28 tall"
+    assert sentence in page.text_content("#dh-why")
+    assert canvas_fingerprint(page, "#map-0")["height"] == 28 - 20
+
+
+def test_hover_shows_arithmetic_equal_to_the_api(watched: Watched, server: Any) -> None:
+    page = open_page(watched, "?b=0.25")
+    y, x = 13, 15
+    box = page.locator("#map-0").bounding_box()
+    size = canvas_fingerprint(page, "#map-0")
+    page.mouse.move(box["x"] + (x + 0.5) * box["width"] / size["width"],
+                    box["y"] + (y + 0.5) * box["height"] / size["height"])
+    value_el = page.wait_for_selector(f'#arith-value[data-position="0,{y},{x}"]')
+    shown_value = float(value_el.get_attribute("data-value"))
+    shown_sum = float(page.get_attribute("#arith-sum", "data-value"))
+    reference = httpx.post(server.url + "/api/conv", timeout=30, json={
+        "image": "mnist:0", "weight": "sobel_x", "bias": [0.25], "stride": 1, "padding": 0, "values": True,
+    }).json()
+    expected = reference["conv"]["maps"][0]["values"][y][x]
+    assert shown_value == expected
+    assert shown_sum + 0.25 == pytest.approx(expected, abs=1e-5)
+    assert shown_value != 0.25  # a pixel on the stroke, not a flat background
+    # the products shown multiply out: window × kernel
+    assert page.locator("#arith table.taps td").count() == 9
+
+
+def test_upload_through_the_file_input(watched: Watched) -> None:
+    from PIL import Image
+
+    page = open_page(watched)
+    rng = np.random.default_rng(7)
+    pixels = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    before = paints(page)
+    upload = {"name": "noise.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
+    page.set_input_files("#file", files=[upload])
+    wait_repaint(page, before)
+    page.wait_for_function("() => /image=[0-9a-f]{64}/.test(location.search)")
+    wait_idle(page)
+    fingerprint = canvas_fingerprint(page, "#map-0")
+    assert (fingerprint["height"], fingerprint["width"]) == (28, 38)
+    assert watched.errors == [], watched.errors
+
+
+def test_url_round_trip_restores_the_state(watched: Watched, browser: Any, server: Any) -> None:
+    page = open_page(watched)
+    for selector in ["#kh", "#kh", "#sw", "#filters"]:
+        press(page, selector)
+    for select, value in [("#pad", "same"), ("#act", "relu"), ("#pool", "avg")]:
+        before = paints(page)
+        page.select_option(select, value)
+        wait_repaint(page, before)
+    page.check('input[name="up"][value="onehot"]')
+    wait_idle(page)
+    url = page.url
+    maps = [canvas_fingerprint(page, f"#map-{f}") for f in range(2)]
+    pooled = canvas_fingerprint(page, "#pool-1")
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        other = context.new_page()
+        other.goto(url)
+        wait_idle(other)
+        assert other.url == url
+        assert [canvas_fingerprint(other, f"#map-{f}") for f in range(2)] == maps
+        assert canvas_fingerprint(other, "#pool-1") == pooled
+        assert other.input_value("#kh") == "5"
+        assert other.input_value("#pad") == "same"
+        assert other.input_value("#act") == "relu"
+        assert other.is_checked('input[name="up"][value="onehot"]')
+        assert re.search(r"k=sobel_x%2Csobel_y", url)
+    finally:
+        context.close()
+
+
+def test_open_filter_event_shows_the_learned_filter(watched: Watched) -> None:
+    page = open_page(watched)
+    before = paints(page)
+    page.evaluate(
+        """() => document.body.dispatchEvent(new CustomEvent('convlens:open-filter', {bubbles: true,
+               detail: {weights: Array.from({length: 5}, (_, i) => [0.1 * i, 0, -0.1 * i, 0.2, 0]),
+                        image: 'mnist:8001', index: 3}}))"""
+    )
+    wait_repaint(page, before)
+    wait_idle(page)
+    widths = (canvas_fingerprint(page, "#map-0")["width"], canvas_fingerprint(page, "#pool-0")["width"])
+    assert widths == (24, 12)
+    assert "image=mnist%3A8001" in page.url
+    assert page.input_value("#pad") == "valid"
+
+
+def test_screenshots(watched: Watched) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = open_page(watched, "?pos=0,10,13&zoom=14&k=sobel_x,sobel_y&b=0,0&w=;")
+    page.wait_for_selector('#arith-value[data-position="0,10,13"]')
+    wait_idle(page)
+    page.screenshot(path=str(SCREENSHOTS / "main.png"))
+    page.locator("#panel-im2col").scroll_into_view_if_needed()
+    top = page.locator("#panel-im2col").bounding_box()
+    bottom = page.locator("#panel-gemm").bounding_box()
+    page.screenshot(path=str(SCREENSHOTS / "im2col_gemm.png"), full_page=True, clip={
+        "x": top["x"], "y": top["y"] + page.evaluate("scrollY"), "width": top["width"],
+        "height": bottom["y"] + bottom["height"] - top["y"]})
+    before = paints(page)
+    page.check('input[name="up"][value="onehot"]')
+    page.wait_for_function("() => document.body.dataset.busy === '0'")
+    assert paints(page) == before  # changing the upstream gradient does not recompute the conv
+    # the sticky header must not cover the panel in its screenshot
+    page.evaluate("() => { document.querySelector('.topbar').style.position = 'static'; }")
+    page.locator("#panel-backward").screenshot(path=str(SCREENSHOTS / "backward.png"))
+    page.evaluate("() => { document.querySelector('.topbar').style.position = ''; }")
+    page.click("#projector")
+    wait_idle(page)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "projector.png"))
+    assert page.evaluate("() => document.body.classList.contains('projector')")
+    for name in ["main", "im2col_gemm", "backward", "projector"]:
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5_000
+
+
+def measure_latency(page: Any, origin: str, query: str, samples: int) -> list[float]:
+    """Slider change → repainted feature map, from performance.measure, alternating kernel height ±1."""
+    page.goto(origin + "/" + query)
+    wait_idle(page)
+    page.evaluate("() => performance.clearMeasures('convlens:slider-to-map')")
+    for i in range(samples + 2):
+        before = paints(page)
+        page.focus("#kh")
+        page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        wait_repaint(page, before)
+        page.wait_for_function(
+            "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+        )
+    durations = page.evaluate(
+        "() => performance.getEntriesByName('convlens:slider-to-map').map((m) => m.duration)"
+    )
+    return durations[2:]  # the first two warm caches
+
+
+def test_slider_latency(watched: Watched) -> None:
+    page = watched.page
+    results = {}
+    cases = {
+        "mnist_28x28_gray": ("?image=mnist:0", 50.0, 30),
+        "astronaut_256x256_rgb": ("?image=sample:astronaut&color=rgb&side=256", 150.0, 20),
+    }
+    for name, (query, budget, samples) in cases.items():
+        durations = measure_latency(page, watched.origin, query, samples)
+        results[name] = {**summary(durations), "budget_p95_ms": budget}
+        print(f"\nslider → repainted map, {name}: {results[name]}")
+    LATENCY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    record = {"measured": time.strftime("%Y-%m-%d %H:%M:%S"), **results}
+    LATENCY_FILE.write_text(json.dumps(record, indent=2) + "\n")
+    for name, result in results.items():
+        assert result["p95_ms"] < result["budget_p95_ms"], (name, result)
+    assert watched.errors == [], watched.errors
+
+
+def test_network_view_classifies_and_reacts_to_drawing(watched: Watched, server: Any) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        if client.post("/api/network", json={"image": "mnist:8000"}).status_code == 404:
+            pytest.skip("the network endpoint is not installed")
+        for index in range(8000, 8100):
+            label = client.get(f"/api/images/mnist:{index}").json()["label"]
+            if client.post("/api/network", json={"image": f"mnist:{index}"}).json()["prediction"] == label:
+                break
+        else:
+            pytest.fail("the network got none of the held-out digits 8000..8099 right")
+    page = open_page(watched, "?tab=network")
+    page.wait_for_selector("#network-view[data-ready=true]")
+    digit = page.locator("#network-view input.nv-digit")
+    digit.fill(str(index))
+    digit.dispatch_event("change")
+    page.wait_for_function(
+        "(d) => document.querySelector('#network-view .top')?.dataset.digit === String(d) &&"
+        " !document.getElementById('network-view').classList.contains('nv-busy')",
+        arg=label,
+    )
+    top = page.locator("#network-view .top")
+    assert top.count() == 1 and top.get_attribute("data-digit") == str(label)
+    bars = "#network-view [data-prob]"
+    probabilities = page.eval_on_selector_all(bars, "(bars) => bars.map((b) => b.dataset.prob)")
+    assert len(probabilities) == 10
+    box = page.locator("#network-view canvas.nv-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for t in np.linspace(0, 1, 12):
+        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.4 * t), box["y"] + box["height"] * (0.2 + 0.6 * t))
+    page.mouse.up()
+    page.wait_for_function(
+        "(before) => [...document.querySelectorAll('#network-view [data-prob]')]"
+        ".map((b) => b.dataset.prob).join() !== before.join()",
+        arg=probabilities,
+    )
+    # a learned filter opens in the convolution view: 28×28 → 24×24 → max pool 2×2 → 12×12
+    before = paints(page)
+    page.click('#network-view [aria-label="Open learned filter 0 in the convolution view"]')
+    wait_repaint(page, before)
+    wait_idle(page)
+    assert page.is_visible("#conv-view") and not page.is_visible("#network-view")
+    widths = (canvas_fingerprint(page, "#map-0")["width"], canvas_fingerprint(page, "#pool-0")["width"])
+    assert widths == (24, 12)
+    assert watched.errors == [], watched.errors
+    assert watched.foreign() == [], watched.foreign()
+
+
+def test_downloads_png_and_npy_hold_the_maps(watched: Watched, server: Any, tmp_path: Any) -> None:
+    from PIL import Image
+
+    page = open_page(watched)
+    with page.expect_download() as info:
+        page.click('button[data-download="map-npy"]')
+    path = tmp_path / "maps.npy"
+    info.value.save_as(path)
+    maps = np.load(path, allow_pickle=False)
+    reference = httpx.post(server.url + "/api/conv", timeout=30, json={
+        "image": "mnist:0", "weight": "sobel_x", "values": True}).json()
+    assert maps.dtype == np.float32 and maps.shape == (1, 26, 26)
+    np.testing.assert_array_equal(maps[0], np.array(reference["conv"]["maps"][0]["values"], dtype=np.float32))
+    with page.expect_download() as info:
+        page.click('button[data-download="map-png"]')
+    info.value.save_as(tmp_path / "map.png")
+    assert Image.open(tmp_path / "map.png").size == (26, 26)
+    with page.expect_download() as info:
+        page.click('button[data-download="im2col-npy"]')
+    info.value.save_as(tmp_path / "im2col.npy")
+    assert np.load(tmp_path / "im2col.npy").shape == (9, 676)
+    code = page.input_value("#code")
+    assert "F.conv2d(x, w, b, stride=(1, 1), dilation=(1, 1), groups=1)" in code
+
+
+def test_step_through_moves_the_selection_everywhere(watched: Watched) -> None:
+    page = open_page(watched)
+    page.wait_for_selector('#arith-value[data-position="0,12,16"]')
+    page.click("#step")
+    page.wait_for_selector('#arith-value[data-position="0,12,17"]')
+    assert "Y[0, 329]" in page.text_content("#gemm .gemm-note")  # column 12·26 + 17
+    page.click("#play")
+    moved = "() => /output \\(12, (19|2\\d)\\)/.test(document.getElementById('position').textContent)"
+    page.wait_for_function(moved, timeout=10_000)
+    page.click("#play")
+    assert page.get_attribute("#play", "aria-pressed") == "false"
