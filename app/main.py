@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -51,10 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Used instead of the environment's (tests pass one with a temporary store).
     """
     active = settings or get_settings()
-    app = FastAPI(title="convlens", version="0.1.0", description=DESCRIPTION)
+    # FastAPIOffline: /docs serves Swagger UI from the installed package, not a CDN,
+    # so the API docs work on a school network with no internet.
+    # (ReDoc is off: its bundle fetches a logo from its vendor's CDN.)
+    app = FastAPIOffline(title="convlens", version="0.1.0", description=DESCRIPTION, redoc_url=None)
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
-    app.add_middleware(SecurityHeadersMiddleware, docs_from_cdn=True)
+    app.add_middleware(SecurityHeadersMiddleware)
     if active.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

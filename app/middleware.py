@@ -11,14 +11,14 @@ CONTENT_SECURITY_POLICY = (
 """The page's policy: nothing from another host, no inline script or style."""
 
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; frame-ancestors 'self'"
 )
-"""Only for ``/docs`` and ``/redoc`` when their assets come from the CDN (FastAPI's default)."""
+"""Only for ``/docs``: its assets are local (fastapi-offline), but FastAPI's docs pages
+start Swagger UI / ReDoc with one inline script. Still no other host."""
 
-DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 
 
 class SecurityHeadersMiddleware:
@@ -27,19 +27,19 @@ class SecurityHeadersMiddleware:
     Parameters
     ----------
     app : ASGI app
-    docs_from_cdn : bool
-        Relax the CSP on the docs pages, which then load Swagger UI / ReDoc from a CDN.
+    docs_inline : bool
+        Allow the one inline script of the ``/docs`` page (assets stay local).
     """
 
-    def __init__(self, app: ASGIApp, docs_from_cdn: bool = True) -> None:
+    def __init__(self, app: ASGIApp, docs_inline: bool = True) -> None:
         self.app = app
-        self.docs_from_cdn = docs_from_cdn
+        self.docs_inline = docs_inline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        relaxed = self.docs_from_cdn and scope.get("path", "") in DOCS_PATHS
+        relaxed = self.docs_inline and scope.get("path", "") in DOCS_PATHS
         csp = (DOCS_CONTENT_SECURITY_POLICY if relaxed else CONTENT_SECURITY_POLICY).encode()
 
         async def send_with_headers(message: Message) -> None:
