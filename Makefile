@@ -39,6 +39,7 @@ test: $(STAMP_TEST) browser
 lint: $(STAMP_TEST)
 	$(PY) -m ruff check core app
 	$(PY) -m mypy core app
+	$(VENV)/bin/hadolint Dockerfile
 
 bench: $(STAMP_TEST)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) bench/bench_core.py

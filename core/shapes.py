@@ -23,11 +23,12 @@ See V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep learni
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, NamedTuple
 
-IntOrPair = Union[int, Sequence[int]]
-PaddingSpec = Union[int, str, Sequence[int]]
+IntOrPair = int | Sequence[int]
+PaddingSpec = int | str | Sequence[int]
 
 PADDING_WORDS = ("valid", "same", "full")
 PADDING_FORMS = (
@@ -668,7 +669,9 @@ def explain_conv(
         )
     )
     macs = n * f * oh * ow * cg * kh * kw
-    steps.append(Step("multiply-adds", "N·F·OH·OW·(C/groups)·KH·KW", f"{n}·{f}·{oh}·{ow}·{cg}·{kh}·{kw}", macs))
+    steps.append(
+        Step("multiply-adds", "N·F·OH·OW·(C/groups)·KH·KW", f"{n}·{f}·{oh}·{ow}·{cg}·{kh}·{kw}", macs)
+    )
     rows, cols = c * kh * kw, oh * ow
     steps.append(Step("im2col rows", "C·KH·KW", f"{c}·{kh}·{kw}", rows))
     steps.append(Step("im2col columns", "OH·OW", f"{oh}·{ow}", cols))
@@ -685,7 +688,12 @@ def explain_conv(
         )
     )
     steps.append(
-        Step("GEMM", "W_col (F × C·KH·KW) · X_col (C·KH·KW × OH·OW)", f"({f} × {rows}) · ({rows} × {cols})", f"{f} × {cols}")
+        Step(
+            "GEMM",
+            "W_col (F × C·KH·KW) · X_col (C·KH·KW × OH·OW)",
+            f"({f} × {rows}) · ({rows} × {cols})",
+            f"{f} × {cols}",
+        )
     )
     warnings = _uncovered_warnings(window)
     ph, pw = window.padded
