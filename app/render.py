@@ -6,7 +6,8 @@ whatever the colours. The colours are exactly the page's (``static/js/render/com
 colour bars match the pictures.
 
 - **diverging** (blue–white–red, white = 0) for a map with negative values, over ``±max|v|``;
-- **sequential** (black → white) for a non-negative map, over ``[min, max]``.
+- **sequential** (black → white) for a non-negative map, over ``[min, max]``; a constant non-zero map is
+  mid-grey (``CONSTANT_INDEX``), not black, so it does not look like zeros.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ SEQUENTIAL_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 """(256, 3) uint8: black → white."""
 
 
+CONSTANT_INDEX = 128
+"""Palette index of a constant non-zero sequential map: mid-grey, as ``static/js/render/common.js`` draws it."""
+
+
 def choose_colormap(minimum: float, maximum: float) -> Colormap:
     """``"diverging"`` when the map has a negative value, else ``"sequential"``."""
     return "diverging" if minimum < 0 else "sequential"
@@ -62,14 +67,18 @@ def to_indices(values: np.ndarray, colormap: Colormap, minimum: float, maximum: 
     Notes
     -----
     diverging: ``i = rint(v / m · 127 + 127)`` with ``m = max(|min|, |max|)`` (0 → 127, white);
-    sequential: ``i = rint((v − min) / (max − min) · 255)`` (a constant map is black).
+    sequential: ``i = rint((v − min) / (max − min) · 255)``. A constant sequential map has no range to
+    spread: all zeros stay black (index 0), any other constant is the neutral mid-grey ``CONSTANT_INDEX``
+    (so an upstream gradient of ones does not look like zeros); the page prints the value beside it.
     """
     v = np.asarray(values, dtype=np.float32)
     if colormap == "diverging":
         m = max(abs(minimum), abs(maximum)) or 1.0
         scaled = v * np.float32(127.0 / m) + np.float32(127.0)
+    elif maximum == minimum:
+        return np.full(v.shape, CONSTANT_INDEX if minimum != 0 else 0, dtype=np.uint8)
     else:
-        span = (maximum - minimum) or 1.0
+        span = maximum - minimum
         scaled = (v - np.float32(minimum)) * np.float32(255.0 / span)
     np.clip(scaled, 0, 255, out=scaled)
     return np.rint(scaled).astype(np.uint8)

@@ -48,6 +48,9 @@ P95_TARGET_MS = 250.0
 PRESETS_3X3 = ["sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian_4", "laplacian_8", "sharpen",
                "emboss", "outline", "gaussian_3", "box_blur_3", "identity", "scharr_x", "scharr_y"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+HTTP_PROTOCOL = "app.tcp:NoDelayH11"
+"""As the Dockerfile runs it: uvicorn's h11 with TCP_NODELAY (see app/tcp.py; plain ``h11`` adds ~40 ms to
+every keep-alive request with ``--workers`` > 1)."""
 
 
 @dataclass
@@ -201,11 +204,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(workers: int, store: str) -> tuple[subprocess.Popen[bytes], str]:
-    """``uvicorn app.main:app --workers N`` on 127.0.0.1; returns the process and its URL once healthy."""
+def start_server(workers: int, store: str, http: str = HTTP_PROTOCOL) -> tuple[subprocess.Popen[bytes], str]:
+    """``uvicorn app.main:app --workers N --http HTTP`` on 127.0.0.1; the process and its URL once healthy."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+               "--workers", str(workers), "--http", http, "--log-level", "warning", "--no-access-log"]
     env = {**os.environ, "CONVLENS_STORE_DIR": store}
     proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -334,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     parser.add_argument("--clients", type=int, default=60, help="simultaneous students (default 60)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers to start (default 2)")
+    parser.add_argument("--http", default=HTTP_PROTOCOL,
+                        help=f"uvicorn --http for the server it starts (default {HTTP_PROTOCOL})")
     parser.add_argument("--think", type=float, default=1.0, help="scale every pause by this (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--url", help="use a running server on this loopback URL instead of starting one")
@@ -348,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="convlens-load-") as store:
         try:
             if not args.url:
-                proc, url = start_server(args.workers, store)
+                proc, url = start_server(args.workers, store, args.http)
             asyncio.run(warm_up(url))
             server_cpu_start = group_cpu_seconds(proc.pid) if proc else None
             client_cpu_start = time.process_time()
@@ -362,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = summarise(records, elapsed)
     total = rows[-1]
-    print(f"\n{args.clients} clients for {elapsed:.1f} s against {url} "
-          f"({'--workers ' + str(args.workers) if proc else 'external server'}, {os.cpu_count()} CPUs)\n")
+    server = f"--workers {args.workers} --http {args.http}" if proc else "external server"
+    print(f"\n{args.clients} clients for {elapsed:.1f} s against {url} ({server}, {os.cpu_count()} CPUs)\n")
     print(markdown(rows))
     load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     cpu = f"CPU used: this client {client_cpu / elapsed:.2f} cores"

@@ -33,6 +33,7 @@ from core.im2col import (
     fold_into,
     im2col_geometry,
     pad_input,
+    slices_into,
     window_view,
 )
 from core.shapes import (
@@ -190,70 +191,34 @@ def conv2d(
     x, weight = _floats(x, weight)
     geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     b = _bias(bias, geometry.out_channels, x.dtype)
-    return _forward_tiled(x, weight, b, geometry)
+    return _forward(x, weight, b, geometry)
 
 
-# Columns per tile: small enough to stay in the L2 cache between the im2col copy and the product,
-# which then reads them from cache instead of memory (about 2x faster on large images).
-TILE_BYTES = 1 << 19
-# The backward pass does ~25 small numpy calls per tile (the col2im), so its tiles are larger.
-BACKWARD_TILE_BYTES = 1 << 22
-
-
-def _forward_tiled(
-    x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
-) -> np.ndarray:
-    """im2col + product, tile by tile (whole images, or bands of output rows of one image).
-
-    Same numbers as ``W_col · im2col(x)``: each tile copies the windows of some images, or of some
-    output rows, into a small column buffer and multiplies it at once.
-    """
+def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry) -> np.ndarray:
+    """im2col + one product. Without groups the bias rides in the product: X_col gets a row of ones
+    and W_col the bias as an extra column, which costs one more row in the product instead of a
+    separate pass over the whole output."""
     window = geometry.window
     n, c = x.shape[:2]
-    f, g = geometry.out_channels, geometry.groups
     kh, kw = window.kernel
     oh, ow = window.output
-    rows = c * kh * kw
-    w_col = _weight_columns(weight, g)
-    row_bytes = rows * ow * x.itemsize  # the columns of one output row of one image
-    if n * oh * row_bytes <= TILE_BYTES or window.stride != (1, 1):
-        # Small problems, and strides above 1 (whose kernel-offset slices on phase planes make all
-        # the columns at once; tiling their product measured no faster): one product.
+    w_col = _weight_columns(weight, geometry.groups)
+    if b is None or geometry.groups > 1:
         x_col = im2col_geometry(x, window, _fastest_im2col(geometry))
         out = _product(w_col, x_col, geometry).reshape(geometry.output_shape)
         if b is not None:
             out += b[:, None, None]
         return out
-    # Stride 1: tiles copied from a strided view of the padded input (no copy until the tile).
-    view = window_view(pad_input(x, window.padding), window)
-    out = np.empty(geometry.output_shape, dtype=x.dtype)
-    bias = None if b is None else b.reshape(g, f // g, 1)
-    if oh * row_bytes <= TILE_BYTES:  # tiles of whole images
-        per = max(1, TILE_BYTES // (oh * row_bytes))
-        buf = np.empty(per * rows * oh * ow, dtype=x.dtype)
-        for n0 in range(0, n, per):
-            m = min(per, n - n0)
-            cols = buf[: m * rows * oh * ow].reshape(m, c, kh, kw, oh, ow)
-            np.copyto(cols, view[n0 : n0 + m])
-            target = out[n0 : n0 + m].reshape(m, g, f // g, oh * ow)
-            np.matmul(w_col, cols.reshape(m, g, rows // g, oh * ow), out=target)
-            if bias is not None:
-                target += bias
-        return out
-    per = max(1, TILE_BYTES // row_bytes)  # bands of output rows
-    buf = np.empty(rows * per * ow, dtype=x.dtype)
-    tmp = np.empty(f * per * ow, dtype=x.dtype)
-    for i in range(n):
-        for r0 in range(0, oh, per):
-            m = min(per, oh - r0)
-            cols = buf[: rows * m * ow].reshape(c, kh, kw, m, ow)
-            np.copyto(cols, view[i, :, :, :, r0 : r0 + m])
-            product = tmp[: f * m * ow].reshape(g, f // g, m * ow)
-            np.matmul(w_col, cols.reshape(g, rows // g, m * ow), out=product)
-            if bias is not None:
-                product += bias
-            out[i, :, r0 : r0 + m] = product.reshape(f, m, ow)
-    return out
+    rows = c * kh * kw
+    cols = np.empty((n, rows + 1, oh * ow), dtype=x.dtype)
+    blocks = cols[:, :rows].reshape(n, c, kh, kw, oh, ow)  # a view into cols
+    if _fastest_im2col(geometry) == "view":
+        np.copyto(blocks, window_view(pad_input(x, window.padding), window))
+    else:
+        slices_into(blocks, x, window)
+    cols[:, rows] = 1
+    w_aug = np.concatenate([w_col[0], b[:, None]], axis=1)  # (F, C·KH·KW + 1)
+    return np.matmul(w_aug, cols).reshape(geometry.output_shape)
 
 
 def conv2d_naive(
@@ -330,11 +295,16 @@ def conv2d_backward(
     return _backward_tiled(grad, x, weight, geometry)
 
 
+# Columns per tile of images in the backward pass: bounds the memory of a large batch (the MNIST
+# batch of 64 is one tile; smaller tiles measured slower, the col2im being ~25 numpy calls per tile).
+TILE_BYTES = 1 << 22
+
+
 def _backward_tiled(
     grad: np.ndarray, x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """conv2d_backward over tiles of whole images, so that each tile's columns (of ``x`` and of the
-    input gradient) stay in the L2 cache between the products and the col2im."""
+    """conv2d_backward over tiles of whole images: the columns of ``x`` and of the input gradient
+    exist for one tile at a time, and the bias sum is taken while the tile's gradient is in cache."""
     window = geometry.window
     n, c, h, w = x.shape
     g, f = geometry.groups, geometry.out_channels
@@ -348,7 +318,7 @@ def _backward_tiled(
     buf = np.zeros((n, c, *fold_buffer_size(window, (h, w))), dtype=x.dtype)
     grad_w_col = np.zeros(w_col.shape, dtype=x.dtype)
     grad_b = np.zeros(f, dtype=x.dtype)
-    per = max(1, BACKWARD_TILE_BYTES // (rows * length * x.itemsize))
+    per = max(1, TILE_BYTES // (rows * length * x.itemsize))
     for n0 in range(0, n, per):
         m = min(per, n - n0)
         x_col = np.ascontiguousarray(view[n0 : n0 + m]).reshape(m, g, rows // g, length)

@@ -324,17 +324,16 @@ def test_bad_arguments(call, message):
         call()
 
 
-# ---- the cache-tiled paths (forced with a tiny tile) ------------------------------------------------
+# ---- the tiled backward pass and the bias-in-the-product forward path ------------------------------
 
 
 @pytest.mark.parametrize("tile_bytes", [1, 2000, 50_000])
 @pytest.mark.parametrize("case", [GRID[1], GRID[4], GRID[8], GRID[9], GRID[11]])
 def test_tiled_forward_and_backward_equal_loops(monkeypatch, tile_bytes, case):
-    """Tiny tiles force bands of output rows (1), several images per tile, or one image per tile."""
+    """Tiny tiles force one image per tile (1, 2000) or several (50 000) in the backward pass."""
     import core.conv
 
     monkeypatch.setattr(core.conv, "TILE_BYTES", tile_bytes)
-    monkeypatch.setattr(core.conv, "BACKWARD_TILE_BYTES", tile_bytes)
     x, w, b = _data(case, seed=11)
     x = np.concatenate([x, x[:, ::-1] * 0.5, x + 1.0])  # a few more images for the image tiles
     _, _, s, p, d, g = case

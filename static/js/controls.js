@@ -4,6 +4,7 @@ import { refitFlat, randomWeights } from './kernels.js';
 import { matrixCellAt } from './render/im2col.js';
 import { inputCellAt } from './render/input.js';
 import { mapCellAt } from './render/maps.js';
+import { transposeCellAt } from './render/transpose.js';
 import { markSelected, renderMnistGrid, renderSamples } from './render/source.js';
 import { MAX_FILTERS } from './state.js';
 
@@ -295,6 +296,36 @@ export function bindControls(doc, app) {
     if (cell) app.set({ pos: [s().pos[0], Math.floor(cell[1] / data.out_size[1]), cell[1] % data.out_size[1]] });
   });
   window.addEventListener('resize', () => app.drawIm2col());
+
+  // ---- transposed convolution: select an input cell to outline its column and its stamp in the output
+  const transpose = $('transpose');
+  const selectTransposeCell = (event) => {
+    const canvas = event.target.closest('#tr-input');
+    const view = app.transposeView;
+    if (!canvas || !view) return;
+    const rows = view.body.x.length;
+    const cols = view.body.x[0].length;
+    const cell = transposeCellAt(event, canvas, rows, cols);
+    const current = transpose.dataset.cell;
+    if (cell && current !== cell.join()) {
+      app.drawTranspose(cell);
+      if (event.type === 'click') $('tr-input').focus();
+    }
+  };
+  transpose.addEventListener('pointermove', selectTransposeCell);
+  transpose.addEventListener('click', selectTransposeCell);
+  transpose.addEventListener('keydown', (event) => {
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const move = moves[event.key];
+    const view = app.transposeView;
+    if (!move || !view || event.target.id !== 'tr-input') return;
+    event.preventDefault();
+    const [r, c] = (transpose.dataset.cell || '0,0').split(',').map(Number);
+    const rows = view.body.x.length;
+    const cols = view.body.x[0].length;
+    app.drawTranspose([Math.max(0, Math.min(rows - 1, r + move[0])), Math.max(0, Math.min(cols - 1, c + move[1]))]);
+    $('tr-input').focus();
+  });
 
   // ---- step-through
   $('play').addEventListener('click', () => app.togglePlay());

@@ -4,6 +4,7 @@
 import { Superseded } from './api.js';
 import { renderArithmetic, renderArithmeticMessage } from './render/arith.js';
 import { renderBackward } from './render/backward.js';
+import { channelRequest, renderChannelPoint, renderChannels } from './render/channels.js';
 import { el, loadImage } from './render/common.js';
 import { renderGemm } from './render/gemm.js';
 import { drawMatrixView, matrixSource, revealColumn, sizeMatrix } from './render/im2col.js';
@@ -21,7 +22,13 @@ export function installFollowers(app, doc) {
   /** The follow-up requests after a convolution: im2col (+ GEMM), explain, backward, transpose. */
   app.requestFollowers = async () => {
     const paint = app.paints;
-    await Promise.allSettled([app.requestIm2col(), app.requestExplain(), app.requestBackward(), app.requestTranspose()]);
+    await Promise.allSettled([
+      app.requestIm2col(),
+      app.requestExplain(),
+      app.requestBackward(),
+      app.requestTranspose(),
+      app.requestChannels(),
+    ]);
     if (paint === app.paints) doc.body.dataset.settled = String(paint);
   };
 
@@ -76,9 +83,50 @@ export function installFollowers(app, doc) {
       const ex = await app.track(api.latest('explain', '/api/explain', body));
       app.explain = ex;
       renderArithmetic($('arith'), ex, app.convRequest.activation);
+      renderChannelPoint($('channels'), ex, app.convRequest.activation);
       $('arith-where').textContent = `at filter ${ex.position[0]}, output (${ex.position[1]}, ${ex.position[2]})`;
     } catch (error) {
       if (!(error instanceof Superseded)) renderArithmeticMessage($('arith'), error.message);
+    }
+  };
+
+  /**
+   * With more than one input channel per filter (RGB): the selected filter's per-channel contribution maps,
+   * from one /api/conv whose filters each keep a single channel of w[f].
+   */
+  app.requestChannels = async () => {
+    const request = app.convRequest;
+    const conv = app.conv;
+    const panel = $('panel-channels');
+    const channels = conv ? conv.input.shape[1] : 1;
+    if (!request || !conv || channels / request.groups < 2) {
+      panel.hidden = true;
+      app.channelsFilter = null;
+      api.cancel('channels');
+      return;
+    }
+    panel.hidden = false;
+    const f = Math.min(app.state.pos[0], request.weight.length - 1);
+    try {
+      const contributions = await app.track(api.latest('channels', '/api/conv', channelRequest(request, f, channels)));
+      if (conv !== app.conv) return;
+      app.channelsFilter = f;
+      $('channels-shape').textContent = `filter ${f}: ${channels / request.groups} channels × ${contributions.conv.shape.slice(2).join(' × ')}`;
+      await renderChannels($('channels'), {
+        f,
+        kernels: request.weight[f],
+        channels,
+        groups: request.groups,
+        filters: request.weight.length,
+        bias: request.bias ? request.bias[f] : 0,
+        activation: request.activation,
+        contributions,
+        featureMap: conv.conv.maps[f],
+        target: app.state.proj ? 170 : 150,
+      });
+      if (app.explain) renderChannelPoint($('channels'), app.explain, request.activation);
+    } catch (error) {
+      if (!(error instanceof Superseded)) $('channels').replaceChildren(el('p', { class: 'note', text: error.message }));
     }
   };
 
@@ -107,6 +155,17 @@ export function installFollowers(app, doc) {
     }
   };
 
+  /**
+   * Redraw the transposed convolution, optionally selecting another input cell.
+   * @param {number[]} [cell]  [r, c] in the transpose's input
+   */
+  app.drawTranspose = (cell) => {
+    const view = app.transposeView;
+    if (!view) return;
+    if (cell) view.cell = cell;
+    renderTranspose($('transpose'), view.data, view.body, view);
+  };
+
   app.requestTranspose = async () => {
     if (!app.convRequest) return;
     const s = app.state;
@@ -133,7 +192,11 @@ export function installFollowers(app, doc) {
     };
     try {
       const data = await app.track(api.latest('transpose', '/api/transpose', body));
-      renderTranspose($('transpose'), data, body);
+      app.transposeView = {
+        data, body, filter: f, position: [y0, x0], fromMap: Boolean(map.values), perFilter: app.channelsPerFilter(),
+        cell: app.transposeView?.cell ?? null,
+      };
+      app.drawTranspose();
     } catch (error) {
       if (!(error instanceof Superseded)) $('transpose').replaceChildren(el('p', { class: 'note', text: error.message }));
     }

@@ -401,6 +401,7 @@ function createApp(doc) {
     }
     app.requestExplain();
     if (app.state.up === 'onehot') app.requestBackward();
+    if (app.channelsFilter !== null && app.channelsFilter !== undefined && app.channelsFilter !== f) app.requestChannels();
   };
 
   /**

@@ -1,6 +1,6 @@
 // The backward pass: the upstream gradient, grad_x with the overlap counts (how many windows read each input
 // pixel), grad_weight and grad_bias, all from POST /api/backward.
-import { drawColourBar, drawMatrix, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { constantText, drawColourBar, drawMatrix, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
 
 /**
  * A figure with a map canvas (PNG drawn 1:1 at its natural size, enlarged by CSS) and a colour bar.
@@ -12,7 +12,11 @@ async function mapFigure(id, title, png, lo, hi, colormap, target = 200) {
   const scale = fitScale(image.naturalHeight, image.naturalWidth, target);
   sizeCanvas(canvas, image.naturalWidth, image.naturalHeight, image.naturalWidth * scale, image.naturalHeight * scale);
   canvas.getContext('2d').drawImage(image, 0, 0);
-  const children = [el('figcaption', { text: title }), canvas];
+  // a constant map (e.g. an upstream gradient of ones) is one flat tone: say its value on it
+  const constant = lo !== undefined && hi !== undefined ? constantText(lo, hi) : '';
+  const stack = el('div', { class: 'stack' }, [canvas]);
+  if (constant) stack.append(el('span', { class: 'constant-label', id: `${id}-constant`, text: constant }));
+  const children = [el('figcaption', { text: title }), stack];
   if (lo !== undefined && hi !== undefined) {
     const bar = el('canvas', { class: 'colourbar', 'aria-hidden': 'true' });
     drawColourBar(bar, lo, hi, colormap);
@@ -29,9 +33,15 @@ async function mapFigure(id, title, png, lo, hi, colormap, target = 200) {
  */
 export async function renderBackward(container, data, kind) {
   const what = { ones: 'all ones', onehot: 'one-hot at the selected pixel', random: 'random' }[kind] || kind;
-  const figures = [await mapFigure('bw-upstream', `upstream ∂L/∂y ${data.upstream.shape.join('×')} (${what})`, data.upstream.png)];
+  const up = data.upstream;
+  const figures = [
+    await mapFigure('bw-upstream', `upstream ∂L/∂y ${up.shape.join('×')} (${what})`, up.png, up.min, up.max,
+      up.min < 0 ? 'diverging' : 'sequential'),
+  ];
   if (data.pool_grad) {
-    figures.push(await mapFigure('bw-pool', `through the pool → ∂L/∂conv ${data.pool_grad.shape.join('×')}`, data.pool_grad.png));
+    const pg = data.pool_grad;
+    figures.push(await mapFigure('bw-pool', `through the pool → ∂L/∂conv ${pg.shape.join('×')}`, pg.png, pg.min, pg.max,
+      pg.min < 0 ? 'diverging' : 'sequential'));
   }
   const gx = data.grad_x;
   figures.push(

@@ -67,8 +67,29 @@ export function colourScale(lo, hi) {
     const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
     return (v) => diverging(v / m);
   }
-  const span = hi - lo || 1;
+  if (hi === lo) return () => constantColour(lo);
+  const span = hi - lo;
   return (v) => sequential((v - lo) / span);
+}
+
+/**
+ * The colour of a constant non-negative map (as app/render.py draws it): black for zeros, else the neutral
+ * mid-grey (palette index 128), so that e.g. an upstream gradient of ones does not look like zeros.
+ * @param {number} v  the constant
+ * @returns {number[]} [r, g, b]
+ */
+export function constantColour(v) {
+  return v === 0 ? [0, 0, 0] : [128, 128, 128];
+}
+
+/**
+ * Whether a map with this range is constant, and the sentence that says so.
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {string} '' when the map is not constant
+ */
+export function constantText(lo, hi) {
+  return lo === hi && Number.isFinite(lo) ? `constant: every value = ${fmt(lo, 6)}` : '';
 }
 
 /**
@@ -125,7 +146,8 @@ export function fitScale(h, w, target) {
  * Draw a 2-D array of numbers as coloured cells onto a canvas, with the numbers written in when cells are big.
  * @param {HTMLCanvasElement} canvas
  * @param {number[][]} values (rows, cols)
- * @param {Object} [options] {cell: px, lo, hi, highlightRow, highlightCol, numbers: bool}
+ * @param {Object} [options] {cell: px, lo, hi, highlightRow, highlightCol, numbers: bool,
+ *   highlightCells: [[r, c], ...] outlined in cellColour}
  */
 export function drawMatrix(canvas, values, options = {}) {
   const rows = values.length;
@@ -181,6 +203,10 @@ export function drawMatrix(canvas, values, options = {}) {
   if (options.highlightCol !== undefined && options.highlightCol !== null) {
     ctx.strokeRect(options.highlightCol * cell + 1.5, 1.5, cell - 3, rows * cell - 3);
   }
+  ctx.strokeStyle = options.cellColour || '#00a0e0';
+  for (const [r, c] of options.highlightCells || []) {
+    if (r >= 0 && c >= 0 && r < rows && c < cols) ctx.strokeRect(c * cell + 1.5, r * cell + 1.5, cell - 3, cell - 3);
+  }
 }
 
 /**
@@ -198,6 +224,19 @@ export function drawColourBar(canvas, lo, hi, colormap, width = 200) {
   sizeCanvas(canvas, width, height);
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, width, height);
+  if (lo === hi) {
+    // a constant map has no range: one swatch of its colour, and its value
+    ctx.fillStyle = css(colourScale(lo, hi)(lo));
+    ctx.fillRect(0, 0, Math.min(width, 40), 14);
+    ctx.strokeStyle = '#888';
+    ctx.strokeRect(0.5, 0.5, Math.min(width, 40) - 1, 13);
+    ctx.fillStyle = style.color || '#000';
+    ctx.font = `${fontSize}px system-ui, sans-serif`;
+    ctx.textBaseline = 'top';
+    ctx.textAlign = 'left';
+    ctx.fillText(`= ${fmt(lo, 6)} everywhere`, 0, 18);
+    return;
+  }
   const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
   const [a, b] = colormap === 'diverging' ? [-m, m] : [lo, hi];
   const colour = colormap === 'diverging' ? (v) => diverging(v / m) : (v) => sequential((v - lo) / (hi - lo || 1));

@@ -1,6 +1,6 @@
 // Feature maps and pooled maps: one canvas per map at exactly OW × OH intrinsic pixels (the PNG drawn 1:1 and
 // shown enlarged), a colour bar with the value range, and an overlay for the selected / fed output pixels.
-import { drawColourBar, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { constantText, drawColourBar, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
 
 /**
  * Make sure `container` holds exactly `count` map figures (reusing existing ones) and return them.
@@ -20,7 +20,8 @@ function ensureFigures(container, count, prefix) {
       'aria-label': `${prefix === 'map' ? 'feature map' : 'pooled map'} of filter ${f}`,
     });
     const overlay = el('canvas', { class: 'overlay', 'aria-hidden': 'true' });
-    const wrap = el('div', { class: 'stack map-stack', dataset: { filter: String(f), kind: prefix } }, [canvas, overlay]);
+    const label = el('span', { class: 'constant-label', id: `${prefix}-${f}-constant`, hidden: true });
+    const wrap = el('div', { class: 'stack map-stack', dataset: { filter: String(f), kind: prefix } }, [canvas, overlay, label]);
     const bar = el('canvas', { class: 'colourbar', 'aria-hidden': 'true' });
     const caption = el('figcaption', { class: 'note' });
     container.append(el('figure', { class: 'map-figure' }, [wrap, bar, caption]));
@@ -54,8 +55,13 @@ export async function drawMaps(container, block, prefix, target) {
     drawColourBar(figure.querySelector('canvas.colourbar'), map.min, map.max, map.colormap,
       Math.round(Math.max(120, Math.min(240, ow * scale))));
     figure.querySelector('figcaption').style.maxWidth = `${Math.max(120, ow * scale)}px`;
-    figure.querySelector('figcaption').textContent =
-      `filter ${f}: ${oh} × ${ow}, min ${fmt(map.min)}, max ${fmt(map.max)}`;
+    const constant = constantText(map.min, map.max);
+    const label = figure.querySelector('.constant-label');
+    label.hidden = !constant;
+    label.textContent = constant;
+    figure.querySelector('figcaption').textContent = constant
+      ? `filter ${f}: ${oh} × ${ow}, ${constant}`
+      : `filter ${f}: ${oh} × ${ow}, min ${fmt(map.min)}, max ${fmt(map.max)}`;
   });
 }
 
