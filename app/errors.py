@@ -9,10 +9,12 @@ Two body shapes, both FastAPI's own so that the OpenAPI schema stays true:
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 log = logging.getLogger("convlens")
@@ -74,8 +76,42 @@ def body_error_content(loc: list[Any], message: str) -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}
 
 
+MAX_ECHOED_INPUT = 200
+"""Characters of the offending input echoed back in a 422 (a huge or non-finite input is left out)."""
+
+MAX_REPORTED_ERRORS = 20
+"""A request can break many union branches at once; the first ones say enough."""
+
+
+def _echoable(value: Any) -> bool:
+    try:
+        return len(json.dumps(value, allow_nan=False)) <= MAX_ECHOED_INPUT
+    except (TypeError, ValueError):  # NaN/inf, or not JSON at all
+        return False
+
+
+def clean_validation_error(error: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic error in FastAPI's shape, with its ``input`` kept only when it is small and finite."""
+    cleaned: dict[str, Any] = {
+        "type": error.get("type", "value_error"),
+        "loc": list(error.get("loc", ())),
+        "msg": str(error.get("msg", "")),
+    }
+    if "input" in error and _echoable(error["input"]):
+        cleaned["input"] = error["input"]
+    if error.get("ctx"):
+        cleaned["ctx"] = {key: str(value) for key, value in error["ctx"].items()}
+    return cleaned
+
+
 def install_handlers(app: FastAPI) -> None:
-    """Register the handlers for :class:`ApiError`, :class:`BodyError` and plain ``ValueError``."""
+    """Register the handlers: validation errors, :class:`ApiError`, :class:`BodyError`, ``ValueError``."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's body shape, but never echoing megabytes of input, or a NaN that JSON cannot carry.
+        errors = [clean_validation_error(e) for e in exc.errors()[:MAX_REPORTED_ERRORS]]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app.errors import install_handlers
-from app.middleware import SecurityHeadersMiddleware
+from app.middleware import JsonBodyLimitMiddleware, SecurityHeadersMiddleware
 from app.settings import REPO_ROOT, Settings, get_settings
 
 log = logging.getLogger("convlens")
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="convlens", version="0.1.0", description=DESCRIPTION, redoc_url=None)
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(JsonBodyLimitMiddleware, limit=active.max_json_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     if active.cors_origin_list:
         app.add_middleware(
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def document_body_errors(app: FastAPI) -> None:
-    """Add the 400 that FastAPI itself answers to an unparseable body to every operation with a body.
+    """Document the 400 (unparseable body) and 413 (body over the limit) of every operation with a body.
 
     (A body that is not UTF-8 never reaches validation: FastAPI answers ``400 {"detail": "There was an
     error parsing the body"}``.) Keeps ``/openapi.json`` true for every router, including optional ones.
@@ -100,10 +101,18 @@ def document_body_errors(app: FastAPI) -> None:
         for path in spec.get("paths", {}).values():
             for operation in path.values():
                 if isinstance(operation, dict) and "requestBody" in operation:
-                    operation.setdefault("responses", {}).setdefault(
+                    responses = operation.setdefault("responses", {})
+                    responses.setdefault(
                         "400",
                         {
                             "description": "The body could not be parsed.",
+                            "content": {"application/json": {"schema": message}},
+                        },
+                    )
+                    responses.setdefault(
+                        "413",
+                        {
+                            "description": "The body is larger than the configured limit.",
                             "content": {"application/json": {"schema": message}},
                         },
                     )

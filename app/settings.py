@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         description="Folder of the content-addressed upload store (shared by every worker).",
     )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest upload accepted.")
+    max_json_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body (413 above): the largest valid request is far smaller.",
+    )
     max_side: int = Field(
         default=512,
         ge=8,
@@ -57,6 +62,12 @@ class Settings(BaseSettings):
         ge=0,
         description="An upload used within this many seconds is never evicted (the upload is refused with "
         "507 instead).",
+    )
+    response_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of computed responses (conv, explain, im2col, backward) each worker keeps to "
+        "answer a repeated request without recomputing it; 0 disables the cache.",
     )
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed by CORS; empty = no CORS headers at all."
