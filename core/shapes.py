@@ -608,6 +608,13 @@ def _uncovered_warnings(window: WindowGeometry) -> list[str]:
                 f"are reached by no window and do not affect the output"
             )
         k_eff, s = window.effective[axis], window.stride[axis]
+        n = (window.height, window.width)[axis]
+        if k_eff > n:
+            extent = ("height", "width")[axis]
+            warnings.append(
+                f"the kernel spans {k_eff} pixels, more than the input {extent} ({n}): every window "
+                f"reads padding, and only the padding lets the kernel fit"
+            )
         if s > k_eff:
             warnings.append(
                 f"stride {s} is larger than the kernel span {k_eff}: {s - k_eff} {what}(s) between "

@@ -68,3 +68,11 @@ def test_a_422_does_not_echo_a_huge_input(client: TestClient) -> None:
     assert response.status_code == 422
     assert len(response.content) < 5_000
     assert response.json()["detail"][0]["loc"][:2] == ["body", "weight"]
+
+
+def test_shape_errors_name_the_kernel_size_field(client: TestClient) -> None:
+    response = client.post("/api/shape", json={"input_size": [5, 5], "kernel_size": 7})
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "kernel_size"]
+    assert "spans 7 pixels but the padded input is only 5" in detail["msg"]

@@ -186,3 +186,12 @@ def test_explain_pool_mnist_and_ceil_correction():
 def test_bad_arguments_raise_a_sentence(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
+    # 5×6 input, 7×7 kernel, padding 1: padded 7×8, so it fits, but every window reads padding.
+    explanation = explain_conv((1, 1, 5, 6), (1, 1, 7, 7), padding=1)
+    assert explanation.output_shape == (1, 1, 1, 2)
+    assert any("more than the input height (5)" in w for w in explanation.warnings)
+    assert any("more than the input width (6)" in w for w in explanation.warnings)
+    assert not any("more than the input" in w for w in explain_conv((1, 1, 7, 7), (1, 1, 7, 7)).warnings)

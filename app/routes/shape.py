@@ -13,6 +13,9 @@ from core.shapes import as_pair, explain_conv, explain_pool
 
 router = APIRouter(prefix="/api", tags=["shape"])
 
+SHAPE_FIELDS = {"weight": "kernel_size"}
+"""Fields of a conv request that this request calls differently."""
+
 
 @router.post("/shape", responses=BODY_ERRORS, response_model=ShapeResponse)
 def post_shape(request: ShapeRequest) -> Response:
@@ -27,16 +30,21 @@ def post_shape(request: ShapeRequest) -> Response:
         )
     h, w = as_pair(as_tuple(request.input_size), "input_size")
     kh, kw = as_pair(as_tuple(request.kernel_size), "kernel_size")
-    conv = explain_or_422(
-        explain_conv,
-        (request.batch, request.channels, h, w),
-        (request.filters, request.channels // request.groups, kh, kw),
-        as_tuple(request.stride),
-        as_tuple(request.padding),
-        as_tuple(request.dilation),
-        request.groups,
-        bias=request.bias,
-    )
+    try:
+        conv = explain_or_422(
+            explain_conv,
+            (request.batch, request.channels, h, w),
+            (request.filters, request.channels // request.groups, kh, kw),
+            as_tuple(request.stride),
+            as_tuple(request.padding),
+            as_tuple(request.dilation),
+            request.groups,
+            bias=request.bias,
+        )
+    except BodyError as exc:
+        # This request names the kernel by its size: point at that field, not at a "weight" it lacks.
+        exc.loc = ["body", SHAPE_FIELDS.get(exc.loc[-1], exc.loc[-1])]
+        raise
     warnings = list(conv.warnings)
     pool = None
     if request.pool is not None:
