@@ -42,7 +42,8 @@ SEQUENTIAL_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
 CONSTANT_INDEX = 128
-"""Palette index of a constant non-zero sequential map: mid-grey, as ``static/js/render/common.js`` draws it."""
+"""Palette index of a constant non-zero sequential map: mid-grey, as ``static/js/render/common.js``
+draws it."""
 
 
 def choose_colormap(minimum: float, maximum: float) -> Colormap:

@@ -9,7 +9,14 @@ What is checked, against independent references:
   changes its pixels;
 - hovering an output pixel shows an arithmetic whose sum (+ bias) equals the value ``/api/conv`` returns
   for the same request written independently (preset by name);
-- an upload through the file input; the URL round trip; a learned filter opened from the network view;
+- the opening view is exactly mnist:0 with ONE 3×3 Sobel-x filter, every panel filled without a click;
+- uploads through the file input, a drag-and-drop (a DataTransfer drop event) and a paste (a ClipboardEvent),
+  each with a File built in the page; the URL round trip; a learned filter opened from the network view;
+- RGB: per input channel the kernel and that channel's contribution map, whose range and value at the selected
+  pixel match a plain-loop reference, and Σ channels + bias = the feature map;
+- a constant map (bias-only kernel, upstream gradient of ones) is mid-grey with its value printed;
+- the transposed convolution's OUTPUT equals PyTorch's conv_transpose2d of its INPUT and kernel;
+- every control is reachable with Tab (tabs with the arrow keys) and shows a focus ring;
 - screenshots for the README (docs/screenshots/) and the slider → repainted-map latency
   (printed, and written to docs/latency.json).
 """
@@ -135,11 +142,21 @@ def test_page_loads_clean_with_every_panel_filled(watched: Watched) -> None:
     page.wait_for_selector("#bw-gradx")
     page.wait_for_selector("#gemm-w")
     page.wait_for_selector("#transpose figure")
-    # opening view: mnist:0 (a 7), 3×3 sobel_x, no padding → 26 × 26
+    # opening view: mnist:0 (a 7), ONE 3×3 Sobel-x filter, no padding → one 26 × 26 map
     assert canvas_fingerprint(page, "#map-0")["width"] == 26
     assert canvas_fingerprint(page, "#map-0")["height"] == 26
+    assert page.locator("#maps canvas.map").count() == 1
+    assert page.input_value("#filters") == "1"
+    assert page.input_value("#preset-0") == "sobel_x"
+    sobel_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    shown = page.eval_on_selector_all(
+        '#filter-list input.weight[data-f="0"]',
+        "(inputs) => inputs.map((i) => [Number(i.dataset.i), Number(i.dataset.j), Number(i.value)])",
+    )
+    assert len(shown) == 9 and all(sobel_x[i][j] == v for i, j, v in shown), shown
     assert canvas_fingerprint(page, "#input-canvas")["width"] > 0
     assert "label 7" in page.text_content("#image-info")
+    assert page.is_hidden("#panel-channels")  # one input channel: no per-channel view
     assert page.locator("table.steps tbody tr").count() >= 8
     assert page.locator("#im2col-shape").text_content().startswith("9 × 676")
     assert watched.errors == [], watched.errors
@@ -348,11 +365,24 @@ def test_open_filter_event_shows_the_learned_filter(watched: Watched) -> None:
     assert page.input_value("#pad") == "valid"
 
 
+def shoot_panel(page: Any, selector: str, name: str) -> None:
+    """Screenshot one panel (the sticky header lifted so that it cannot cover the panel)."""
+    page.evaluate("() => { document.querySelector('.topbar').style.position = 'static'; }")
+    page.locator(selector).scroll_into_view_if_needed()
+    page.locator(selector).screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.evaluate("() => { document.querySelector('.topbar').style.position = ''; }")
+
+
 def test_screenshots(watched: Watched) -> None:
+    """The README's pictures at 1280×720: main, im2col/GEMM, backward, transpose, RGB channels, projector."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = open_page(watched, "?pos=0,10,13&zoom=14&k=sobel_x,sobel_y&b=0,0&w=;")
+    page = open_page(watched)  # the opening view as it is: the transpose of a patch on the stroke
+    page.wait_for_selector("#tr-output")
+    shoot_panel(page, "#panel-transpose", "transpose")
+    page = open_page(watched, "?pos=0,10,13&zoom=14")  # the opening view, one output pixel on the stroke
     page.wait_for_selector('#arith-value[data-position="0,10,13"]')
     wait_idle(page)
+    assert page.locator("#maps canvas.map").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "main.png"))
     page.locator("#panel-im2col").scroll_into_view_if_needed()
     top = page.locator("#panel-im2col").bounding_box()
@@ -363,17 +393,22 @@ def test_screenshots(watched: Watched) -> None:
     before = paints(page)
     page.check('input[name="up"][value="onehot"]')
     page.wait_for_function("() => document.body.dataset.busy === '0'")
+    page.wait_for_selector("#bw-gradx")
     assert paints(page) == before  # changing the upstream gradient does not recompute the conv
-    # the sticky header must not cover the panel in its screenshot
-    page.evaluate("() => { document.querySelector('.topbar').style.position = 'static'; }")
-    page.locator("#panel-backward").screenshot(path=str(SCREENSHOTS / "backward.png"))
-    page.evaluate("() => { document.querySelector('.topbar').style.position = ''; }")
+    shoot_panel(page, "#panel-backward", "backward")
     page.click("#projector")
     wait_idle(page)
     page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "projector.png"))
     assert page.evaluate("() => document.body.classList.contains('projector')")
-    for name in ["main", "im2col_gemm", "backward", "projector"]:
+    # RGB: a different kernel per channel (Sobel-x on red, a vertical gradient on green, a Laplacian on blue)
+    weights = "1,0,-1,2,0,-2,1,0,-1,0.25,0.5,0.25,0,0,0,-0.25,-0.5,-0.25,0,-1,0,-1,4,-1,0,-1,0"
+    query = f"?image=sample:chelsea&color=rgb&side=64&k=custom&w={weights}&b=0.1&pos=0,14,30"
+    page = open_page(watched, query)
+    page.wait_for_selector('#channels-point[data-position="0,14,30"]')
+    wait_idle(page)
+    shoot_panel(page, "#panel-channels", "rgb_channels")
+    for name in ["main", "im2col_gemm", "backward", "transpose", "rgb_channels", "projector"]:
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5_000
 
 
@@ -448,6 +483,9 @@ def test_network_view_classifies_and_reacts_to_drawing(watched: Watched, server:
     )
     top = page.locator("#network-view .top")
     assert top.count() == 1 and top.get_attribute("data-digit") == str(label)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => document.activeElement.blur()")
+    page.screenshot(path=str(SCREENSHOTS / "network.png"))  # the README's picture of the Network view
     bars = "#network-view [data-prob]"
     probabilities = page.eval_on_selector_all(bars, "(bars) => bars.map((b) => b.dataset.prob)")
     assert len(probabilities) == 10
@@ -510,3 +548,245 @@ def test_step_through_moves_the_selection_everywhere(watched: Watched) -> None:
     page.wait_for_function(moved, timeout=10_000)
     page.click("#play")
     assert page.get_attribute("#play", "aria-pressed") == "false"
+
+
+# a PNG built in the page itself (canvas → Blob → File), so the upload paths see a real browser File
+MAKE_PNG_FILE = """async ([width, height, name]) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    const ctx = canvas.getContext('2d');
+    for (let y = 0; y < height; y += 1) {
+        for (let x = 0; x < width; x += 1) {
+            ctx.fillStyle = `rgb(${(x * 37) % 256}, ${(y * 53) % 256}, ${((x + y) * 11) % 256})`;
+            ctx.fillRect(x, y, 1, 1);
+        }
+    }
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    return new File([blob], name, {type: 'image/png'});
+}"""
+
+
+def uploaded_size(page: Any, server: Any) -> tuple[int, int]:
+    """(height, width) the server stored for the image the page now shows."""
+    match = re.search(r"image=([0-9a-f]{64})", page.url)
+    assert match, page.url
+    info = httpx.get(f"{server.url}/api/images/{match.group(1)}", timeout=30).json()
+    return info["height"], info["width"]
+
+
+def test_drop_and_paste_upload(watched: Watched, server: Any) -> None:
+    page = open_page(watched)
+    # drag and drop: a DataTransfer holding a File, dropped on the page
+    before = paints(page)
+    page.evaluate(
+        f"""async () => {{
+            const file = await ({MAKE_PNG_FILE})([40, 30, 'dropped.png']);
+            const data = new DataTransfer();
+            data.items.add(file);
+            const target = document.getElementById('views');
+            const init = {{dataTransfer: data, bubbles: true, cancelable: true}};
+            target.dispatchEvent(new DragEvent('dragover', init));
+            target.dispatchEvent(new DragEvent('drop', init));
+        }}"""
+    )
+    wait_repaint(page, before)
+    page.wait_for_function("() => /image=[0-9a-f]{64}/.test(location.search)")
+    wait_idle(page)
+    assert uploaded_size(page, server) == (30, 40)
+    fingerprint = canvas_fingerprint(page, "#map-0")
+    assert (fingerprint["height"], fingerprint["width"]) == (28, 38)  # 30×40, 3×3 valid
+    dropped = page.url
+    # paste: a ClipboardEvent whose clipboardData holds an image File
+    before = paints(page)
+    page.evaluate(
+        f"""async () => {{
+            const file = await ({MAKE_PNG_FILE})([24, 20, 'pasted.png']);
+            const data = new DataTransfer();
+            data.items.add(file);
+            const init = {{clipboardData: data, bubbles: true, cancelable: true}};
+            document.body.dispatchEvent(new ClipboardEvent('paste', init));
+        }}"""
+    )
+    wait_repaint(page, before)
+    page.wait_for_function(
+        "(old) => location.href !== old && /image=[0-9a-f]{64}/.test(location.search)", arg=dropped)
+    wait_idle(page)
+    assert uploaded_size(page, server) == (20, 24)
+    fingerprint = canvas_fingerprint(page, "#map-0")
+    assert (fingerprint["height"], fingerprint["width"]) == (18, 22)
+    assert "uploaded 24 × 20" in page.text_content("#status")
+    assert watched.errors == [], watched.errors
+
+
+def correlate_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Plain-loop 2-D cross-correlation, no padding, stride 1 (the reference for one channel)."""
+    kh, kw = k.shape
+    out = np.zeros((x.shape[0] - kh + 1, x.shape[1] - kw + 1), dtype=np.float64)
+    for y in range(out.shape[0]):
+        for xx in range(out.shape[1]):
+            out[y, xx] = sum(float(x[y + i, xx + j]) * float(k[i, j]) for i in range(kh) for j in range(kw))
+    return out
+
+
+def test_rgb_shows_per_channel_kernels_and_their_sum(watched: Watched, server: Any) -> None:
+    # one filter with a different 3×3 kernel per channel (exact binary fractions) and a bias
+    kernels = np.array([
+        [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
+        [[0.25, 0.5, 0.25], [0, 0, 0], [-0.25, -0.5, -0.25]],
+        [[0, -1, 0], [-1, 4, -1], [0, -1, 0]],
+    ], dtype=np.float32)
+    flat = ",".join(f"{v:g}" for v in kernels.ravel())
+    y, x = 9, 7
+    query = f"?image=sample:chelsea&color=rgb&side=28&k=custom&w={flat}&b=0.5&pos=0,{y},{x}"
+    page = open_page(watched, query)
+    page.wait_for_selector(f'#channels-point[data-position="0,{y},{x}"]')
+    assert page.is_visible("#panel-channels")
+    assert page.locator("#channels canvas[id^=chan-kernel-]").count() == 3
+    assert page.locator("#channels canvas[id^=chan-map-]").count() == 3
+    # the input the server computes on, read back with three 1×1 "pick channel c" filters
+    pick = [[[[1.0 if c == k else 0.0]] for c in range(3)] for k in range(3)]
+    common = {"image": "sample:chelsea", "color": "rgb", "max_side": 28, "values": True}
+    image = httpx.post(server.url + "/api/conv", timeout=30, json={**common, "weight": pick}).json()
+    channels = np.array([m["values"] for m in image["conv"]["maps"]], dtype=np.float32)  # (3, H, W)
+    contributions = [correlate_valid(channels[c], kernels[c]) for c in range(3)]
+    # each channel map: its range is that of x[c] ⋆ w[0, c]
+    for c in range(3):
+        canvas = page.locator(f"#chan-map-{c}")
+        assert float(canvas.get_attribute("data-min")) == pytest.approx(contributions[c].min(), abs=1e-5)
+        assert float(canvas.get_attribute("data-max")) == pytest.approx(contributions[c].max(), abs=1e-5)
+    # the numbers at the selected pixel are the per-channel partial sums, and they add up (+ bias) to the map
+    terms = page.eval_on_selector_all(
+        "#channels-point .term", "(ts) => ts.map((t) => Number(t.dataset.value))")
+    assert terms == pytest.approx([contributions[c][y, x] for c in range(3)], abs=1e-5)
+    feature = httpx.post(server.url + "/api/conv", timeout=30, json={
+        **common, "weight": kernels[None].tolist(), "bias": [0.5]}).json()["conv"]["maps"][0]["values"]
+    assert sum(terms) + 0.5 == pytest.approx(feature[y][x], abs=1e-5)
+    assert sum(contributions)[y, x] + 0.5 == pytest.approx(feature[y][x], abs=1e-5)
+    # and the page checked Σ + bias = feature map at every pixel
+    assert float(page.get_attribute("#channels-check", "data-maxdiff")) < 1e-5
+    # back to gray: one channel, the panel goes away
+    before = paints(page)
+    page.check('input[name="color"][value="gray"]')
+    wait_repaint(page, before)
+    wait_idle(page)
+    assert page.is_hidden("#panel-channels")
+    assert watched.errors == [], watched.errors
+
+
+def pixel(page: Any, selector: str, x: int, y: int) -> list[int]:
+    return page.evaluate(
+        "([sel, x, y]) => [...document.querySelector(sel).getContext('2d').getImageData(x, y, 1, 1).data]",
+        [selector, x, y],
+    )
+
+
+def test_constant_maps_are_grey_and_say_their_value(watched: Watched) -> None:
+    # an all-zero kernel with bias 0.5: the feature map is 0.5 everywhere; the upstream gradient of ones is 1
+    page = open_page(watched, "?k=custom&w=0,0,0,0,0,0,0,0,0&b=0.5")
+    page.wait_for_selector("#bw-upstream-constant")
+    label = page.locator("#map-0-constant")
+    assert label.is_visible() and label.text_content() == "constant: every value = 0.5"
+    assert pixel(page, "#map-0", 5, 5)[:3] == [128, 128, 128]  # mid-grey, not black (= zeros)
+    assert page.text_content("#bw-upstream-constant") == "constant: every value = 1"
+    assert pixel(page, "#bw-upstream", 3, 3)[:3] == [128, 128, 128]
+    # a normal map has no such label
+    before = paints(page)
+    page.select_option("#preset-0", "sobel_x")
+    wait_repaint(page, before)
+    assert page.is_hidden("#map-0-constant")
+
+
+def test_transposed_convolution_panel(watched: Watched, server: Any) -> None:
+    torch = pytest.importorskip("torch")
+    page = open_page(watched, "?pos=0,6,8&sh=2&sw=2")
+    page.wait_for_selector("#tr-output")
+    wait_idle(page)
+    roles = page.eval_on_selector_all("#transpose .tr-role", "(rs) => rs.map((r) => r.textContent)")
+    assert roles[0] == "INPUT x" and roles[-1] == "OUTPUT y"
+    values = {name: np.array(json.loads(page.get_attribute(f"#tr-{name}", "data-values")), dtype=np.float64)
+              for name in ["input", "kernel", "output"]}
+    # the input is the 3×3 patch of the feature map around the selected pixel (rounded to 2 decimals)
+    reference = httpx.post(server.url + "/api/conv", timeout=30, json={
+        "image": "mnist:0", "weight": "sobel_x", "stride": 2, "values": True}).json()
+    fmap = np.array(reference["conv"]["maps"][0]["values"])
+    assert fmap.shape == (13, 13)
+    np.testing.assert_allclose(values["input"], np.round(fmap[5:8, 7:10], 2), atol=1e-6)
+    assert np.abs(values["input"]).max() > 0.5  # a patch on the stroke, not background
+    # the output is PyTorch's transposed convolution of that input with the kernel, stride 2
+    expected = torch.nn.functional.conv_transpose2d(
+        torch.tensor(values["input"])[None, None], torch.tensor(values["kernel"])[None, None], stride=2)[0, 0]
+    np.testing.assert_allclose(values["output"], expected.numpy(), atol=1e-5)
+    assert values["output"].shape == (7, 7)
+    # select another input cell with the keyboard: its column and its stamp in the output follow
+    assert page.get_attribute("#transpose", "data-cell") == "1,1"
+    page.focus("#tr-input")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#transpose", "data-cell") == "1,2"
+    assert "column 5 = x[1, 2] · w" in page.text_content("#transpose")
+    assert page.evaluate("() => document.activeElement.id") == "tr-input"
+
+
+FOCUSABLE_KEY = """(e) => e.id || `${e.tagName}:${e.name || ''}:${e.dataset.download || e.dataset.image
+    || e.dataset.source || e.dataset.f || ''}:${e.getAttribute('aria-label') || e.value || e.textContent}`"""
+
+
+def tab_through(page: Any, scope: str) -> tuple[set[str], set[str], list[str]]:
+    """Tab through the page: (controls in ``scope`` to reach, those reached, those focused with no ring)."""
+    wanted = set(page.evaluate(
+        f"""() => [...document.querySelectorAll(
+                '.topbar button, {scope} button, {scope} input, {scope} select, {scope} textarea,'
+                + ' {scope} [tabindex="0"]')]
+            .filter((e) => !e.disabled && e.tabIndex >= 0 && e.checkVisibility()
+                    && !(e.type === 'radio' && !e.checked))
+            .map({FOCUSABLE_KEY})"""
+    ))
+    reached: set[str] = set()
+    invisible: list[str] = []
+    page.evaluate("() => document.activeElement.blur()")
+    first = None
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        info = page.evaluate(
+            f"""() => {{
+                const e = document.activeElement;
+                if (!e || e === document.body) return null;
+                const style = getComputedStyle(e);
+                return {{key: ({FOCUSABLE_KEY})(e),
+                        ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2}};
+            }}"""
+        )
+        if info is None:
+            continue
+        if info["key"] == first:
+            break  # wrapped around
+        first = first or info["key"]
+        reached.add(info["key"])
+        if not info["ring"]:
+            invisible.append(info["key"])
+    return wanted, reached, invisible
+
+
+def test_every_control_is_reachable_by_keyboard_with_a_visible_focus(watched: Watched) -> None:
+    page = open_page(watched)
+    page.wait_for_selector("#tr-input")
+    wanted, reached, invisible = tab_through(page, "#conv-view")
+    missing = wanted - reached
+    assert not missing, sorted(missing)
+    assert invisible == [], invisible
+    assert len(reached) > 60  # sliders, selects, digit buttons, filter grid, views, downloads
+    # the tabs follow the ARIA tabs pattern: one tab stop, arrow keys move between the tabs
+    page.focus("#tab-conv")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("() => document.activeElement.id") == "tab-network"
+    assert page.is_visible("#network-view") and page.is_hidden("#conv-view")
+    # the network view: drawing canvas, undo/clear, digit picker, the 30 learned filters, ...
+    page.wait_for_selector("#network-view[data-ready=true]")
+    wanted, reached, invisible = tab_through(page, "#network-view")
+    missing = wanted - reached
+    assert not missing, sorted(missing)
+    assert invisible == [], invisible
+    assert any("Open learned filter 29" in key for key in reached), sorted(reached)
+    page.focus("#tab-network")
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("() => document.activeElement.id") == "tab-conv"

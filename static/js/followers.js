@@ -122,7 +122,7 @@ export function installFollowers(app, doc) {
         activation: request.activation,
         contributions,
         featureMap: conv.conv.maps[f],
-        target: app.state.proj ? 170 : 150,
+        target: app.state.proj ? 140 : 130,
       });
       if (app.explain) renderChannelPoint($('channels'), app.explain, request.activation);
     } catch (error) {

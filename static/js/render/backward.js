@@ -44,8 +44,10 @@ export async function renderBackward(container, data, kind) {
       pg.min < 0 ? 'diverging' : 'sequential'));
   }
   const gx = data.grad_x;
+  // for C > 1 the PNG holds the channels side by side: give it room in proportion
   figures.push(
-    await mapFigure('bw-gradx', `grad_x ${gx.shape.join('×')}`, gx.png, gx.min, gx.max, gx.min < 0 ? 'diverging' : 'sequential'),
+    await mapFigure('bw-gradx', `grad_x ${gx.shape.join('×')}${gx.shape[1] > 1 ? ' (channels side by side)' : ''}`, gx.png,
+      gx.min, gx.max, gx.min < 0 ? 'diverging' : 'sequential', gx.shape[1] > 1 ? 420 : 200),
   );
   figures.push(
     await mapFigure('bw-overlap', `overlap: windows reading each pixel (max ${data.overlap.max})`, data.overlap.png, 0, data.overlap.max, 'sequential'),

@@ -73,7 +73,8 @@ async function mapFigure(id, title, map, shape, target, extra = []) {
   const scale = fitScale(oh, ow, target);
   sizeCanvas(canvas, ow, oh, ow * scale, oh * scale);
   canvas.getContext('2d').drawImage(image, 0, 0, ow, oh);
-  const stack = el('div', { class: 'stack' }, [canvas]);
+  canvas.dataset.scale = String(scale);
+  const stack = el('div', { class: 'stack' }, [canvas, el('span', { class: 'chan-marker', hidden: true })]);
   const constant = constantText(map.min, map.max);
   if (constant) stack.append(el('span', { class: 'constant-label', text: constant }));
   const bar = el('canvas', { class: 'colourbar', 'aria-hidden': 'true' });
@@ -108,7 +109,7 @@ export async function renderChannels(container, view) {
   const { f, kernels, channels, contributions } = view;
   const ids = channelsOfFilter(f, view.filters, channels, view.groups);
   const [, , oh, ow] = contributions.conv.shape;
-  const target = view.target ?? 150;
+  const target = view.target ?? 130;
   const [kh, kw] = [kernels[0].length, kernels[0][0].length];
   const cell = Math.max(8, Math.min(24, Math.floor(96 / Math.max(kh, kw))));
   const row = [];
@@ -118,15 +119,15 @@ export async function renderChannels(container, view) {
     const kernelBox = el('div', { class: 'channel-kernel' }, [
       el('span', { class: 'note', text: `kernel w[${f}, ${c}] ${kh}×${kw}` }),
       kernel,
-      el('span', { class: 'op', text: '⋆ input channel ↓' }),
+      el('span', { class: 'op', text: `applied to channel ${ids[c]} ↓` }),
     ]);
     if (c > 0) row.push(el('span', { class: 'sum-op', text: '+' }));
     row.push(
-      await mapFigure(`chan-map-${c}`, `${channelName(ids[c], channels)}: x[${ids[c]}] ⋆ w[${f}, ${c}]`,
+      await mapFigure(`chan-map-${c}`, `${channelName(ids[c], channels)}: x[${ids[c]}] ⋆ w[${f},${c}]`,
         contributions.conv.maps[c], [oh, ow], target, [kernelBox]),
     );
   }
-  row.push(el('span', { class: 'sum-op', text: `+ bias ${fmt(view.bias, 6)} ${view.activation === 'relu' ? '→ ReLU' : ''} =` }));
+  row.push(el('span', { class: 'sum-op', text: `+ bias ${fmt(view.bias, 6)}${view.activation === 'relu' ? ', ReLU' : ''} =` }));
   row.push(
     await mapFigure('chan-sum', `feature map ${f}${view.activation === 'relu' ? ' = ReLU(Σ + b)' : ' = Σ + b'}`,
       view.featureMap, [oh, ow], target),
@@ -194,4 +195,14 @@ export function renderChannelPoint(container, ex, activation) {
   parts.push(el('span', { text: ` = feature map ${f} at (${y}, ${x}).` }));
   line.dataset.position = `${f},${y},${x}`;
   line.replaceChildren(...parts);
+  // the selected pixel, outlined on every channel map and on the feature map
+  for (const marker of container.querySelectorAll('.chan-marker')) {
+    const scale = Number(marker.previousElementSibling.dataset.scale) || 1;
+    const size = Math.max(scale, 6);
+    marker.hidden = false;
+    marker.style.left = `${x * scale + scale / 2 - size / 2}px`;
+    marker.style.top = `${y * scale + scale / 2 - size / 2}px`;
+    marker.style.width = `${size}px`;
+    marker.style.height = `${size}px`;
+  }
 }

@@ -203,7 +203,7 @@ export function drawMatrix(canvas, values, options = {}) {
   if (options.highlightCol !== undefined && options.highlightCol !== null) {
     ctx.strokeRect(options.highlightCol * cell + 1.5, 1.5, cell - 3, rows * cell - 3);
   }
-  ctx.strokeStyle = options.cellColour || '#00a0e0';
+  ctx.strokeStyle = options.cellColour || '#f0a000';
   for (const [r, c] of options.highlightCells || []) {
     if (r >= 0 && c >= 0 && r < rows && c < cols) ctx.strokeRect(c * cell + 1.5, r * cell + 1.5, cell - 3, cell - 3);
   }
@@ -218,7 +218,8 @@ export function drawMatrix(canvas, values, options = {}) {
  * @param {number} [width] CSS pixels
  */
 export function drawColourBar(canvas, lo, hi, colormap, width = 200) {
-  const style = getComputedStyle(canvas);
+  // a canvas not yet in the document has no computed style: take the page's (projector mode has white ink)
+  const style = getComputedStyle(canvas.isConnected ? canvas : document.body);
   const fontSize = Math.round((parseFloat(style.fontSize) || 14) * 0.8);
   const height = 18 + fontSize;
   sizeCanvas(canvas, width, height);

@@ -42,7 +42,12 @@ export function footprint(cell, request) {
  * @returns {HTMLElement}
  */
 function matrixFigure(id, role, detail, values, cell, options = {}) {
-  const canvas = el('canvas', { id, 'aria-label': `${role}: ${detail}`, tabindex: options.focusable ? '0' : null });
+  const canvas = el('canvas', {
+    id,
+    'aria-label': `${role}: ${detail}`,
+    tabindex: options.focusable ? '0' : null,
+    dataset: { values: JSON.stringify(values) },
+  });
   drawMatrix(canvas, values, { cell, ...options.draw });
   return el('figure', { class: `small-map tr-figure${options.className ? ` ${options.className}` : ''}` }, [
     el('figcaption', { class: 'tr-role', text: role }),
