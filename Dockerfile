@@ -31,4 +31,5 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 # Shell form inside JSON so that WEB_CONCURRENCY is expanded; exec makes uvicorn PID 1 (signals reach it).
-CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2}"]
+# --http app.tcp:NoDelayH11 turns on TCP_NODELAY, which uvicorn skips when it binds the socket for --workers.
+CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --http app.tcp:NoDelayH11"]

@@ -28,7 +28,7 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	touch $@
 
 run: $(STAMP_RUN)
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.tcp:NoDelayH11
 
 browser: $(STAMP_TEST)
 	@PY=$(PY) sh scripts/ensure_browser.sh

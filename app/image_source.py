@@ -296,7 +296,9 @@ def load_array(image_id: str, color: Color, max_side: int | None, settings: Sett
             _array_cache.move_to_end(key)
     if cached is not None:
         if is_upload_id(image_id):
-            store_for(settings).touch(image_id)  # still there? (404 if evicted) and keep it fresh
+            # as a fresh read would: 404 if evicted, 410 if the file no longer matches its hash (the same
+            # answer from every worker, cached or not); also keeps it fresh for the LRU eviction
+            store_for(settings).read(image_id)
         return cached
     image = load_pil(image_id, settings)
     if max_side is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from app.render import data_url, map_png
@@ -19,7 +20,20 @@ class OrjsonResponse(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return json_bytes(content)
+
+
+def json_bytes(content: Any) -> bytes:
+    """JSON bytes as :class:`OrjsonResponse` writes them (numpy arrays included)."""
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def body_response(body: bytes, cache_state: str | None, headers: dict[str, str] | None = None) -> Response:
+    """An ``application/json`` response of ready-made bytes, saying whether they came from the cache."""
+    out = dict(headers or {})
+    if cache_state is not None:
+        out["X-Convlens-Cache"] = cache_state
+    return Response(body, media_type="application/json", headers=out)
 
 
 def arr(values: np.ndarray) -> np.ndarray:

@@ -15,10 +15,19 @@ Activities, chosen at random each time:
 - hover over the output (``POST /api/explain`` at neighbouring positions);
 - browse the MNIST grid (``GET /api/mnist`` and thumbnails ``GET /api/images/mnist:N.png``).
 
+``--followers`` adds what the page really sends after each conv answer of a drag (static/js/followers.js):
+60 ms after painting, im2col, explain, backward, transpose and (RGB) a per-channel conv together, a newer
+step superseding (cancelling) an unfinished round. That is 4-5 more requests per step, several times the
+server work of the conv itself (measured: photo 256 RGB conv ~20 ms, its backward ~35 ms).
+
+The server runs as the Dockerfile runs it, with ``--http app.tcp:NoDelayH11`` (TCP_NODELAY: without it,
+uvicorn ``--workers 2`` adds ~40 ms to every keep-alive request; ``--http h11`` shows that).
+
 Usage::
 
     python bench/load.py                  # 60 clients, 60 s, 2 workers
     python bench/load.py --duration 20 --clients 30 --json load.json
+    python bench/load.py --followers      # the page's follow-up requests too
 """
 
 from __future__ import annotations
@@ -36,12 +45,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 P95_TARGET_MS = 250.0
@@ -61,6 +71,7 @@ class Record:
     seconds: float
     status: int
     server_ms: float | None = None
+    cache: str | None = None  # the X-Convlens-Cache header: "hit", "miss" or None
 
 
 def server_total_ms(header: str | None) -> float | None:
@@ -79,6 +90,10 @@ class Student:
     think: float
     records: list[Record]
     failures: list[str]
+    followers: bool = False
+    kernels: dict[str, list[list[float]]] = field(default_factory=dict)
+    superseded: list[int] = field(default_factory=lambda: [0])
+    _round: asyncio.Task[None] | None = None
 
     async def request(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         start = time.perf_counter()
@@ -91,7 +106,8 @@ class Student:
             return None
         elapsed = time.perf_counter() - start
         server_ms = server_total_ms(response.headers.get("server-timing"))
-        self.records.append(Record(kind, elapsed, response.status_code, server_ms))
+        cache = response.headers.get("x-convlens-cache")
+        self.records.append(Record(kind, elapsed, response.status_code, server_ms, cache))
         if not 200 <= response.status_code < 300:
             body = kwargs.get("json")
             self.failures.append(f"{kind} -> {response.status_code} {response.text[:300]} (request {body})")
@@ -102,6 +118,75 @@ class Student:
 
     def running(self) -> bool:
         return time.monotonic() < self.deadline
+
+    # ------------------------------------------------------------------ the page's follow-up requests
+
+    def kernel_of(self, weight: Any, f: int) -> list[list[float]]:
+        """The (KH, KW) kernel of filter ``f`` of a weight in the load's forms (preset(s) or one kernel)."""
+        if isinstance(weight, str):
+            return self.kernels[weight]
+        if weight and isinstance(weight[0], str):
+            return self.kernels[weight[f]]
+        return weight
+
+    def follower_requests(self, params: dict[str, Any], answer: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """What static/js/followers.js sends once a conv answer is painted: im2col, explain, backward,
+        transpose and, with several input channels per filter, the per-channel contributions."""
+        _, filters, oh, ow = answer["conv"]["shape"]
+        f = 0  # the page's default selection [0, 12, 16], clamped to the output
+        position = [f, min(12, oh - 1), min(16, ow - 1)]
+        body = {**params, "values": False, "pool": None}
+        out: list[tuple[str, str, Any]] = [
+            ("POST /api/im2col (follower)", "/api/im2col", {**body, "indices": True, "columns": None}),
+            ("POST /api/explain (follower)", "/api/explain", {**body, "position": position}),
+            ("POST /api/backward (follower)", "/api/backward",
+             {**body, "upstream": {"kind": "ones", "position": position, "seed": 0}, "target": "conv"}),
+        ]
+        kernel = self.kernel_of(params["weight"], f)
+        values = answer["conv"]["maps"][f].get("values")
+        y0, x0 = max(0, min(position[1] - 1, oh - 3)), max(0, min(position[2] - 1, ow - 3))
+        x = [[round(values[y0 + r][x0 + c], 2) if values else 1 for c in range(min(3, ow))]
+             for r in range(min(3, oh))]
+        stride = params.get("stride", 1)
+        dilation = params.get("dilation", 1)
+        out.append(("POST /api/transpose (follower)", "/api/transpose",
+                    {"x": x, "weight": kernel, "stride": stride, "padding": [0, 0], "output_padding": [0, 0],
+                     "dilation": dilation}))
+        channels = answer["input"]["shape"][1]
+        if channels > 1:
+            zero = [[0.0] * len(kernel[0]) for _ in kernel]
+            weight = [[kernel if k == c else zero for k in range(channels)] for c in range(channels)]
+            out.append(("POST /api/conv (channels follower)", "/api/conv",
+                        {**params, "weight": weight, "bias": [0.0] * channels, "groups": 1,
+                         "activation": "none", "pool": None}))
+        return out
+
+    async def follow(self, requests: list[tuple[str, str, Any]]) -> None:
+        await asyncio.sleep(0.06)  # followers.js: 60 ms after the maps are painted
+        await asyncio.gather(*(self.request(kind, "POST", path, json=body) for kind, path, body in requests))
+
+    def after_conv(self, params: dict[str, Any], response: httpx.Response | None) -> None:
+        """Start the follow-up round of a conv answer, superseding the unfinished previous one (the page's
+        ``api.latest`` aborts a pending request when a newer one of its kind goes out)."""
+        if not self.followers or response is None or response.status_code != 200:
+            return
+        self.cancel_round()
+        answer = orjson.loads(response.content)  # orjson: the client shares the CPUs with the server
+        self._round = asyncio.create_task(self.follow(self.follower_requests(params, answer)))
+
+    def cancel_round(self) -> None:
+        if self._round is not None and not self._round.done():
+            self._round.cancel()
+            self.superseded[0] += 1
+
+    async def settle(self) -> None:
+        """The end of a drag: the student looks at the whole page, so the last round completes."""
+        if self._round is not None:
+            try:
+                await self._round
+            except asyncio.CancelledError:
+                pass
+            self._round = None
 
     # ------------------------------------------------------------------ activities
 
@@ -138,8 +223,10 @@ class Student:
             if not self.running():
                 return
             self.slider_step(params)
-            await self.request("POST /api/conv (mnist)", "POST", "/api/conv", json=params)
+            response = await self.request("POST /api/conv (mnist)", "POST", "/api/conv", json=params)
+            self.after_conv(params, response)
             await self.pause(0.03, 0.12)
+        await self.settle()
 
     async def drag_on_photo(self) -> None:
         params: dict[str, Any] = {"image": "sample:astronaut", "color": "rgb", "max_side": 256,
@@ -157,8 +244,10 @@ class Student:
                 params["weight"] = self.rng.sample(PRESETS_3X3, self.rng.randint(1, 8))
             else:
                 params["pool"] = None if params["pool"] else {"mode": "max", "kernel_size": 2}
-            await self.request("POST /api/conv (photo 256 rgb)", "POST", "/api/conv", json=params)
+            response = await self.request("POST /api/conv (photo 256 rgb)", "POST", "/api/conv", json=params)
+            self.after_conv(dict(params), response)
             await self.pause(0.05, 0.15)
+        await self.settle()
 
     async def hover(self) -> None:
         # "same" padding, stride 1: the output is 28 × 28 like the digit, so every position below is valid.
@@ -317,19 +406,26 @@ async def warm_up(url: str) -> None:
             await client.post("/api/explain", json=explain)
 
 
-async def simulate(url: str, clients: int, duration: float, think: float,
-                   seed: int) -> tuple[list[Record], list[str], float]:
+async def simulate(url: str, clients: int, duration: float, think: float, seed: int,
+                   followers: bool = False) -> tuple[list[Record], list[str], float, int]:
+    """Run the students; returns the records, the failures, the seconds taken and the follow-up rounds
+    superseded (cancelled by a newer slider step, as the page does; not counted as requests)."""
     records: list[Record] = []
     failures: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    superseded = [0]
+    # a browser keeps up to 6 connections per host; the followers of a step go out together
+    limits = httpx.Limits(max_connections=clients * 6, max_keepalive_connections=clients * 6)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        presets = (await client.get("/api/kernels")).json()["kernels"]
+        kernels = {p["name"]: p["weights"] for p in presets}
         start = time.monotonic()
         deadline = start + duration
-        students = [Student(client, random.Random(seed * 1000 + i), deadline, think, records, failures)
+        students = [Student(client, random.Random(seed * 1000 + i), deadline, think, records, failures,
+                            followers, kernels, superseded)
                     for i in range(clients)]
         await asyncio.gather(*(student.run() for student in students))
         elapsed = time.monotonic() - start
-    return records, failures, elapsed
+    return records, failures, elapsed, superseded[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers to start (default 2)")
     parser.add_argument("--http", default=HTTP_PROTOCOL,
                         help=f"uvicorn --http for the server it starts (default {HTTP_PROTOCOL})")
+    parser.add_argument("--followers", action=argparse.BooleanOptionalAction, default=False,
+                        help="also send the page's follow-up requests (im2col, explain, backward, transpose, "
+                        "channels) after each conv answer of a drag, as static/js/followers.js does "
+                        "(default off: the profile of issue 6)")
     parser.add_argument("--think", type=float, default=1.0, help="scale every pause by this (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--url", help="use a running server on this loopback URL instead of starting one")
@@ -357,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(warm_up(url))
             server_cpu_start = group_cpu_seconds(proc.pid) if proc else None
             client_cpu_start = time.process_time()
-            load = simulate(url, args.clients, args.duration, args.think, args.seed)
-            records, failures, elapsed = asyncio.run(load)
+            load = simulate(url, args.clients, args.duration, args.think, args.seed, args.followers)
+            records, failures, elapsed, superseded = asyncio.run(load)
             client_cpu = time.process_time() - client_cpu_start
             server_cpu_end = group_cpu_seconds(proc.pid) if proc else None
         finally:
@@ -370,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     server = f"--workers {args.workers} --http {args.http}" if proc else "external server"
     print(f"\n{args.clients} clients for {elapsed:.1f} s against {url} ({server}, {os.cpu_count()} CPUs)\n")
     print(markdown(rows))
+    hits = sum(1 for r in records if r.cache == "hit")
+    cacheable = sum(1 for r in records if r.cache is not None)
+    share = 100 * hits / max(cacheable, 1)
+    print(f"\nresponse cache: {hits} hits of {cacheable} cacheable answers ({share:.0f}%)")
+    if args.followers:
+        print(f"\n{superseded} follow-up rounds superseded by a newer slider step (cancelled, as the page "
+              "does; not counted above)")
     load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     cpu = f"CPU used: this client {client_cpu / elapsed:.2f} cores"
     if server_cpu_start is not None and server_cpu_end is not None:

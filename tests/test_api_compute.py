@@ -423,7 +423,7 @@ def test_shape_warnings_and_huge_sizes(client):
     assert huge.status_code == 200
     assert huge.json()["conv"]["output_shape"] == [1, 1_000_000, 999_001, 999_001]
     too_big = client.post("/api/shape", json={"input_size": 5, "kernel_size": 7})
-    assert_422(too_big, "weight", "spans 7 pixels")
+    assert_422(too_big, "kernel_size", "spans 7 pixels")
     assert_422(client.post("/api/shape", json={"input_size": 5, "channels": 3, "groups": 2}), "groups")
     assert_422(client.post("/api/shape", json={"input_size": 1_000_001}), "input_size")
 

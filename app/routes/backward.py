@@ -10,10 +10,11 @@ from fastapi import APIRouter, Response
 from app.compute import forward, pool_args, prepare
 from app.errors import BodyError
 from app.render import data_url, grid_png, map_png
-from app.responses import OrjsonResponse, arr
+from app.response_cache import cached_body
+from app.responses import arr, body_response, json_bytes
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import MAX_VALUES_PER_MAP, BackwardRequest, BackwardResponse, Upstream
-from app.settings import SettingsDep
+from app.settings import Settings, SettingsDep
 from core.activations import relu_backward
 from core.conv import conv2d_backward
 from core.im2col import overlap_count
@@ -69,6 +70,18 @@ def post_backward(request: BackwardRequest, settings: SettingsDep) -> Response:
     the pooled output and routes it back through the pool (argmax for max, shared for average) first.
     The activation's backward step (ReLU: zero where the pre-activation ≤ 0) is applied in both cases.
     """
+    body, state = cached_body(
+        "POST /api/backward",
+        request,
+        request.image,
+        settings,
+        lambda: json_bytes(backward_payload(request, settings)),
+    )
+    return body_response(body, state)
+
+
+def backward_payload(request: BackwardRequest, settings: Settings) -> dict[str, Any]:
+    """The ``POST /api/backward`` body."""
     prepared = prepare(request, settings)
     if request.target == "pool" and request.pool is None:
         raise BodyError("target", "target 'pool' needs a pool")
@@ -113,4 +126,4 @@ def post_backward(request: BackwardRequest, settings: SettingsDep) -> Response:
         },
         "pool_grad": pool_grad,
     }
-    return OrjsonResponse(payload)
+    return payload

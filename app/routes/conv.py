@@ -15,7 +15,8 @@ from app.compute import Forward, Prepared, forward, prepare
 from app.errors import BodyError
 from app.image_source import load_array
 from app.render import data_url, grid_png, image_png
-from app.responses import OrjsonResponse, arr, map_entry, server_timing
+from app.response_cache import cached_body, elapsed_ms, with_field
+from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing
 from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, Message
 from app.settings import Settings, SettingsDep
 
@@ -116,10 +117,24 @@ def post_conv(request: ConvRequest, settings: SettingsDep) -> Response:
     Per-stage timings are in ``timing_ms`` and in the ``Server-Timing`` header.
     """
     start = time.perf_counter()
-    prepared, result, timing = run_conv(request, settings)
-    payload = conv_payload(request, prepared, result, timing)
-    timing["total"] = (time.perf_counter() - start) * 1000
-    return OrjsonResponse(payload, headers={"Server-Timing": server_timing(timing)})
+    timing: dict[str, float] = {}
+
+    def compute() -> bytes:
+        prepared, result, stages = run_conv(request, settings)
+        payload = conv_payload(request, prepared, result, stages)
+        timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
+        return json_bytes(payload)
+
+    body, state = cached_body("POST /api/conv", request, request.image, settings, compute)
+    if state == "hit":
+        timing["cache"] = elapsed_ms(start)
+    timing["total"] = elapsed_ms(start)
+    return body_response(body_with_timing(body, timing), state, {"Server-Timing": server_timing(timing)})
+
+
+def body_with_timing(body: bytes, timing: dict[str, float]) -> bytes:
+    """The conv body (cached without it) with this request's ``timing_ms`` as its last member."""
+    return with_field(body, "timing_ms", timing)
 
 
 # ------------------------------------------------------------------------------------- GET conv.png

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Response
 
 from app.compute import prepare
 from app.errors import BodyError
-from app.responses import OrjsonResponse, arr
+from app.response_cache import cached_body
+from app.responses import arr, body_response, json_bytes
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import ExplainRequest, ExplainResponse
-from app.settings import SettingsDep
+from app.settings import Settings, SettingsDep
 from core.activations import relu
 from core.conv import conv2d
 from core.im2col import pad_input
@@ -30,6 +31,18 @@ def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
     products (float32; it can differ from the GEMM's sum in the last bit because the order differs).
     Numbers are float32 and serialised with their shortest float32 text, like the maps' values.
     """
+    body, state = cached_body(
+        "POST /api/explain",
+        request,
+        request.image,
+        settings,
+        lambda: json_bytes(explain_payload(request, settings)),
+    )
+    return body_response(body, state)
+
+
+def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, Any]:
+    """The ``POST /api/explain`` body."""
     prepared = prepare(request, settings)
     _, f_count, oh, ow = prepared.output_shape
     f, y, x = request.position
@@ -83,4 +96,4 @@ def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
         "pre_activation": pre,
         "value": value,
     }
-    return OrjsonResponse(payload)
+    return payload

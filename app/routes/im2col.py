@@ -10,10 +10,11 @@ from fastapi import APIRouter, Response
 from app.compute import prepare
 from app.errors import BodyError
 from app.render import data_url, map_png
-from app.responses import OrjsonResponse, arr
+from app.response_cache import cached_body
+from app.responses import arr, body_response, json_bytes
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import MAX_MATRIX_VALUES, Im2colRequest, Im2colResponse
-from app.settings import SettingsDep
+from app.settings import Settings, SettingsDep
 from core.conv import conv2d_gemm
 from core.im2col import im2col_indices
 
@@ -42,6 +43,18 @@ def post_im2col(request: Im2colRequest, settings: SettingsDep) -> Response:
     Exact values when the matrix has at most 50,000 entries (else a heat map only, plus the exact values
     of a requested ``columns`` range); the (k, i, j) index arrays on request; W_col and the GEMM product.
     """
+    body, state = cached_body(
+        "POST /api/im2col",
+        request,
+        request.image,
+        settings,
+        lambda: json_bytes(im2col_payload(request, settings)),
+    )
+    return body_response(body, state)
+
+
+def im2col_payload(request: Im2colRequest, settings: Settings) -> dict[str, Any]:
+    """The ``POST /api/im2col`` body."""
     prepared = prepare(request, settings)
     gemm = conv2d_gemm(prepared.x, prepared.weight, None, **prepared.conv_kwargs)
     x_col = gemm.x_col[0]  # (C·KH·KW, OH·OW)
@@ -103,4 +116,4 @@ def post_im2col(request: Im2colRequest, settings: SettingsDep) -> Response:
         "im2col_bytes": facts["im2col_bytes"],
         "input_bytes": facts["input_bytes"],
     }
-    return OrjsonResponse(payload)
+    return payload

@@ -11,6 +11,8 @@
 // input.nv-digit (test digit index), .nv-bars > .nv-bar[data-digit][data-prob] (the top one has class "top"),
 // .nv-filter[data-index] buttons, .nv-status (aria-live).
 
+import { el } from './render/common.js';
+
 const CANVAS_SIDE = 280; // drawing resolution (px); shown larger by CSS
 const SEND_SIDE = 112; // the drawing is sent to the server at this resolution (the server fits it into 20×20)
 const BRUSH = 22; // stroke width in canvas pixels (≈ 2 MNIST pixels after preprocessing)
@@ -18,25 +20,6 @@ const LIVE_INTERVAL_MS = 120; // while a stroke is being drawn, ask at most this
 const HELD_OUT_FIRST = 8000; // digits 8000..9999 were not used to train the shipped weights
 const MNIST_COUNT = 10000;
 
-/**
- * Create an element (no inline styles: CSP style-src 'self').
- * @param {string} tag
- * @param {Object} [props]  `class`, `text`, `dataset`, any attribute
- * @param {Array<Node|string>} [children]
- * @returns {HTMLElement}
- */
-function el(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 /**
  * Percent text for a probability.
