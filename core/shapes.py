@@ -326,15 +326,17 @@ def pool_padding(padding: IntOrPair, kernel_size: IntOrPair) -> tuple[int, int]:
 def _pool_axis(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool, axis: str) -> int:
     k_eff = effective_kernel(k, d)
     numerator = n + 2 * p - k_eff
-    if numerator < 0:
-        word = "wide" if axis == "width" else "tall"
-        raise ValueError(
-            f"pooling window {k} spans {k_eff} pixels but the padded input is only {n + 2 * p} {word}"
-        )
+    # Floor division rounds towards −inf, as PyTorch's div_rtn: in ceil mode a window a little larger than
+    # the padded input still gives one (clipped) output, as in PyTorch.
     out = (numerator + (s - 1 if ceil_mode else 0)) // s + 1
     # PyTorch: in ceil mode the last window must start inside the input or its left padding.
     if ceil_mode and (out - 1) * s >= n + p:
         out -= 1
+    if out < 1:
+        word = "wide" if axis == "width" else "tall"
+        raise ValueError(
+            f"pooling window {k} spans {k_eff} pixels but the padded input is only {n + 2 * p} {word}"
+        )
     return out
 
 

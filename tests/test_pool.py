@@ -15,6 +15,7 @@ from core.pool import (
     max_pool2d_backward_naive,
     max_pool2d_naive,
 )
+from core.shapes import pool_output_size
 
 # (x shape, kernel, stride, padding, dilation, ceil_mode)
 GRID = [
@@ -212,3 +213,14 @@ def test_nan_wins_max_pool():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_ceil_mode_keeps_a_window_wider_than_the_padded_input() -> None:
+    # Width 2, kernel width 3, stride 2, ceil_mode: PyTorch gives one output column, the window clipped to the
+    # two real columns (its third tap falls past the end). Without ceil_mode there is no output at all.
+    x = np.arange(10, dtype=np.float64).reshape(1, 1, 5, 2) * np.array([1.0, -1.0])
+    assert pool_output_size((5, 2), (1, 3), (1, 2), 0, 1, ceil_mode=True) == (5, 1)
+    np.testing.assert_array_equal(max_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0], x[0, 0].max(axis=1))
+    np.testing.assert_array_equal(avg_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0], x[0, 0].mean(axis=1))
+    with pytest.raises(ValueError, match="spans 3 pixels but the padded input is only 2 wide"):
+        max_pool2d(x, (1, 3), (1, 2))
