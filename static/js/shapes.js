@@ -175,12 +175,14 @@ export function poolPadding(padding, kernel) {
 function poolAxis(n, k, s, p, d, ceilMode, axis) {
   const kEff = effectiveKernel(k, d);
   const numerator = n + 2 * p - kEff;
-  if (numerator < 0) {
+  // Math.floor rounds towards −inf like PyTorch: in ceil mode a window a little wider than the padded input
+  // still gives one clipped output.
+  let out = Math.floor((numerator + (ceilMode ? s - 1 : 0)) / s) + 1;
+  if (ceilMode && (out - 1) * s >= n + p) out -= 1;
+  if (out < 1) {
     const word = axis === 'width' ? 'wide' : 'tall';
     throw new Error(`pooling window ${k} spans ${kEff} pixels but the padded input is only ${n + 2 * p} ${word}`);
   }
-  let out = Math.floor((numerator + (ceilMode ? s - 1 : 0)) / s) + 1;
-  if (ceilMode && (out - 1) * s >= n + p) out -= 1;
   return out;
 }
 
