@@ -46,7 +46,7 @@ bench: $(STAMP_TEST)
 	$(PY) bench/bench_api.py
 
 fuzz: $(STAMP_TEST)
-	CONVLENS_FUZZ_EXAMPLES=$${CONVLENS_FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/test_fuzz_api.py -q
+	CONVLENS_FUZZ_EXAMPLES=$${CONVLENS_FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/test_fuzz_api.py -q -s
 
 load: $(STAMP_TEST)
 	$(PY) bench/load.py

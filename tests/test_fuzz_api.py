@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 
 import pytest
 
@@ -38,6 +39,21 @@ PER_OPERATION = max(2, TOTAL // max(OPERATIONS, 1))
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
+STATUS_COUNTS: Counter[int] = Counter()
+"""Status codes of every generated request, printed when the module ends (``make fuzz`` shows it)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts():
+    yield
+    total = sum(STATUS_COUNTS.values())
+    server_errors = sum(n for code, n in STATUS_COUNTS.items() if code >= 500)
+    print(
+        f"\nschemathesis: {total} generated requests over {OPERATIONS} operations "
+        f"({PER_OPERATION} per operation); status codes {dict(sorted(STATUS_COUNTS.items()))}; "
+        f"{server_errors} server errors"
+    )
+
 
 @schema.parametrize()
 @settings(
@@ -48,4 +64,5 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
     database=None,
 )
 def test_api_conforms_to_its_schema(case):
-    case.call_and_validate(checks=CHECKS)
+    response = case.call_and_validate(checks=CHECKS)
+    STATUS_COUNTS[response.status_code] += 1
