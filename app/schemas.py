@@ -15,9 +15,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from core.shapes import pool_padding
+from core.shapes import PADDING_FORMS, PADDING_WORDS, pool_padding
 
 # ------------------------------------------------------------------------------------------- limits
 
@@ -93,12 +102,26 @@ Stride = StrideInt | Annotated[list[StrideInt], Pair]
 DilationInt = Annotated[int, Field(ge=1, le=MAX_DILATION)]
 Dilation = DilationInt | Annotated[list[DilationInt], Pair]
 PadInt = Annotated[int, Field(ge=0, le=MAX_PADDING)]
-Padding = (
+
+
+def _padding_form(value: Any) -> Any:
+    """One sentence for a padding of none of the accepted forms (not one error per branch of the union)."""
+    if isinstance(value, str) and value not in PADDING_WORDS:
+        raise ValueError(f"padding {value!r} is not understood; padding must be {PADDING_FORMS}")
+    if isinstance(value, list) and len(value) not in (2, 4):
+        raise ValueError(
+            f"a padding list has 2 values (pad_h, pad_w) or 4 (top, bottom, left, right), not {len(value)}"
+        )
+    return value
+
+
+Padding = Annotated[
     PadInt
     | Annotated[list[PadInt], Field(min_length=2, max_length=2, description="(pad_h, pad_w)")]
     | Annotated[list[PadInt], Field(min_length=4, max_length=4, description="(top, bottom, left, right)")]
-    | Literal["valid", "same", "full"]
-)
+    | Literal["valid", "same", "full"],
+    BeforeValidator(_padding_form),
+]
 PoolSizeInt = Annotated[int, Field(ge=1, le=MAX_POOL_KERNEL)]
 PoolSize = PoolSizeInt | Annotated[list[PoolSizeInt], Pair]
 PoolStrideInt = Annotated[int, Field(ge=1, le=MAX_POOL_STRIDE)]

@@ -76,3 +76,15 @@ def test_shape_errors_name_the_kernel_size_field(client: TestClient) -> None:
     detail = response.json()["detail"][0]
     assert detail["loc"] == ["body", "kernel_size"]
     assert "spans 7 pixels but the padded input is only 5" in detail["msg"]
+
+
+@pytest.mark.parametrize(
+    ("padding", "sentence"),
+    [("half", "padding 'half' is not understood; padding must be an int"), ([1, 2, 3], "2 values (pad_h, pad_w) or 4")],
+)
+def test_an_unknown_padding_form_is_one_sentence(client: TestClient, padding, sentence) -> None:
+    response = client.post("/api/conv", json={"image": "mnist:0", "weight": "sobel_x", "padding": padding})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert len(detail) == 1 and detail[0]["loc"] == ["body", "padding"]
+    assert sentence in detail[0]["msg"]
