@@ -96,6 +96,18 @@ def _im2col_slices(x: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
     return cols.reshape(n, c * kh * kw, oh * ow)
 
 
+def _zero_outside(block: np.ndarray, rows: tuple[int, int], columns: tuple[int, int]) -> None:
+    """Zero ``block (N, C, R, OW)`` outside ``rows × columns``: the windows whose tap reads padding."""
+    (r_lo, r_hi), (q_lo, q_hi) = rows, columns
+    if r_lo >= r_hi or q_lo >= q_hi:
+        block[...] = 0
+        return
+    block[:, :, :r_lo] = 0
+    block[:, :, r_hi:] = 0
+    block[:, :, r_lo:r_hi, :q_lo] = 0
+    block[:, :, r_lo:r_hi, q_hi:] = 0
+
+
 def slices_into(
     cols: np.ndarray,
     x: np.ndarray,
@@ -122,7 +134,8 @@ def slices_into(
     planes : dict, optional
         Cache of phase planes, shared between the bands of one image.
     zero_fill : bool
-        Zero ``cols`` first when the padding is not zero (skip if it is already zero).
+        Zero the entries that read padding, a border strip per kernel offset (skip if ``cols`` is
+        already zero).
     """
     _, _, h, w = x.shape
     kh, kw = geometry.kernel
@@ -130,20 +143,19 @@ def slices_into(
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     top, left = geometry.padding.top, geometry.padding.left
     b0, b1 = (0, oh) if band is None else band
-    if zero_fill and any(geometry.padding):
-        cols.fill(0)
     phases = (sh > 1 or sw > 1) and kh * kw > sh * sw
     planes = {} if planes is None else planes
+    zero_fill = zero_fill and any(geometry.padding)
     for i in range(kh):
         r0 = i * dh - top
         r_lo, r_hi = _axis_taps(h, oh, sh, r0)
         r_lo, r_hi = max(r_lo, b0), min(r_hi, b1)
-        if r_lo >= r_hi:
-            continue
         for j in range(kw):
             q0 = j * dw - left
             q_lo, q_hi = _axis_taps(w, ow, sw, q0)
-            if q_lo == q_hi:
+            if zero_fill:
+                _zero_outside(cols[:, :, i, j], (r_lo - b0, r_hi - b0), (q_lo, q_hi))
+            if r_lo >= r_hi or q_lo == q_hi:
                 continue
             if phases:
                 key = (r0 % sh, q0 % sw)
