@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient, relative_error
 
 from core.conv import (
     ConvGemm,
@@ -94,24 +95,6 @@ def test_conv2d_backward_equals_loops(case):
         np.testing.assert_allclose(fast, slow, atol=1e-12)
 
 
-def _numeric_gradient(f, a, h=1e-6):
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        keep = flat[k]
-        flat[k] = keep + h
-        up = f()
-        flat[k] = keep - h
-        down = f()
-        flat[k] = keep
-        gflat[k] = (up - down) / (2 * h)
-    return grad
-
-
-def _relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
-
-
 FD_CASES = [GRID[1], GRID[4], GRID[5], GRID[7], GRID[9], GRID[10]]
 
 
@@ -125,9 +108,9 @@ def test_conv2d_finite_differences(case):
         return float(np.sum(conv2d(x, w, b, s, p, d, g) * grad))
 
     grad_x, grad_w, grad_b = conv2d_backward(grad, x, w, s, p, d, g)
-    assert _relative_error(_numeric_gradient(loss, x), grad_x) < 1e-6
-    assert _relative_error(_numeric_gradient(loss, w), grad_w) < 1e-6
-    assert _relative_error(_numeric_gradient(loss, b), grad_b) < 1e-6
+    assert relative_error(numeric_gradient(loss, x), grad_x) < 1e-6
+    assert relative_error(numeric_gradient(loss, w), grad_w) < 1e-6
+    assert relative_error(numeric_gradient(loss, b), grad_b) < 1e-6
 
 
 def test_hand_worked_convolution():
@@ -249,12 +232,12 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(case):
     def loss():
         return float(np.sum(conv_transpose2d(x, w, None, s, p, op, d, g) * y))
 
-    assert _relative_error(_numeric_gradient(loss, x), conv_of_y) < 1e-6
+    assert relative_error(numeric_gradient(loss, x), conv_of_y) < 1e-6
     full = conv2d(y, w, None, s, p, d, g)
     grad_out = np.zeros(full.shape)
     grad_out[:, :, : x.shape[2], : x.shape[3]] = x
     grad_w = conv2d_backward(grad_out, y, w, s, p, d, g)[1]
-    assert _relative_error(_numeric_gradient(loss, w), grad_w) < 1e-6
+    assert relative_error(numeric_gradient(loss, w), grad_w) < 1e-6
 
 
 @pytest.mark.parametrize("case", [GRID[1], GRID[2], GRID[9], GRID[11], GRID[12]])

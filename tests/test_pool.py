@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient, relative_error
 
 from core.pool import (
     avg_pool2d,
@@ -83,24 +84,6 @@ def test_avg_pool_equals_loops(case, count_include_pad, divisor_override):
     )
 
 
-def _numeric_gradient(f, a, h=1e-6):
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        keep = flat[k]
-        flat[k] = keep + h
-        up = f()
-        flat[k] = keep - h
-        down = f()
-        flat[k] = keep
-        gflat[k] = (up - down) / (2 * h)
-    return grad
-
-
-def _relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
-
-
 @pytest.mark.parametrize("case", [GRID[1], GRID[3], GRID[5], GRID[7], GRID[8]])
 def test_max_pool_finite_differences(case):
     shape, k, s, p, d, cm = case
@@ -110,7 +93,7 @@ def test_max_pool_finite_differences(case):
     def loss():
         return float(np.sum(max_pool2d(x, k, s, p, d, cm) * grad))
 
-    assert _relative_error(_numeric_gradient(loss, x), max_pool2d_backward(grad, x, k, s, p, d, cm)) < 1e-6
+    assert relative_error(numeric_gradient(loss, x), max_pool2d_backward(grad, x, k, s, p, d, cm)) < 1e-6
 
 
 @pytest.mark.parametrize("case", [AVG_GRID[1], AVG_GRID[3], AVG_GRID[5], AVG_GRID[6]])
@@ -124,7 +107,7 @@ def test_avg_pool_finite_differences(case, count_include_pad):
     def loss():
         return float(np.sum(avg_pool2d(x, *args) * grad))
 
-    assert _relative_error(_numeric_gradient(loss, x), avg_pool2d_backward(grad, x, *args)) < 1e-6
+    assert relative_error(numeric_gradient(loss, x), avg_pool2d_backward(grad, x, *args)) < 1e-6
 
 
 def test_hand_worked_max_pool():
