@@ -203,7 +203,9 @@ def test_ceil_mode_keeps_a_window_wider_than_the_padded_input() -> None:
     # two real columns (its third tap falls past the end). Without ceil_mode there is no output at all.
     x = np.arange(10, dtype=np.float64).reshape(1, 1, 5, 2) * np.array([1.0, -1.0])
     assert pool_output_size((5, 2), (1, 3), (1, 2), 0, 1, ceil_mode=True) == (5, 1)
-    np.testing.assert_array_equal(max_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0], x[0, 0].max(axis=1))
-    np.testing.assert_array_equal(avg_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0], x[0, 0].mean(axis=1))
+    pooled_max = max_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0]
+    pooled_avg = avg_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0]
+    np.testing.assert_array_equal(pooled_max, x[0, 0].max(axis=1))
+    np.testing.assert_array_equal(pooled_avg, x[0, 0].mean(axis=1))
     with pytest.raises(ValueError, match="spans 3 pixels but the padded input is only 2 wide"):
         max_pool2d(x, (1, 3), (1, 2))
