@@ -37,7 +37,7 @@ test: $(STAMP_TEST) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
-	$(PY) -m ruff check core app
+	$(PY) -m ruff check core app tests bench
 	$(PY) -m mypy core app
 	$(VENV)/bin/hadolint Dockerfile
 

@@ -54,9 +54,8 @@ def test_uploads_keep_their_own_larger_limit(small_client: TestClient) -> None:
 
 
 def test_non_finite_weight_is_a_clear_422(client: TestClient) -> None:
-    response = client.post(
-        "/api/conv", content=b'{"image": "mnist:0", "weight": [[NaN, 1]]}', headers={"content-type": "application/json"}
-    )
+    body = b'{"image": "mnist:0", "weight": [[NaN, 1]]}'
+    response = client.post("/api/conv", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(d["type"] == "finite_number" and "finite" in d["msg"] for d in detail), detail
@@ -64,7 +63,8 @@ def test_non_finite_weight_is_a_clear_422(client: TestClient) -> None:
 
 
 def test_a_422_does_not_echo_a_huge_input(client: TestClient) -> None:
-    response = client.post("/api/conv", content=_huge_weight_body(50_000), headers={"content-type": "application/json"})
+    body = _huge_weight_body(50_000)
+    response = client.post("/api/conv", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert len(response.content) < 5_000
     assert response.json()["detail"][0]["loc"][:2] == ["body", "weight"]
@@ -80,7 +80,10 @@ def test_shape_errors_name_the_kernel_size_field(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("padding", "sentence"),
-    [("half", "padding 'half' is not understood; padding must be an int"), ([1, 2, 3], "2 values (pad_h, pad_w) or 4")],
+    [
+        ("half", "padding 'half' is not understood; padding must be an int"),
+        ([1, 2, 3], "2 values (pad_h, pad_w) or 4"),
+    ],
 )
 def test_an_unknown_padding_form_is_one_sentence(client: TestClient, padding, sentence) -> None:
     response = client.post("/api/conv", json={"image": "mnist:0", "weight": "sobel_x", "padding": padding})
