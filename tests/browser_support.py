@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SCREENSHOTS = REPO / "docs" / "screenshots"
-LATENCY_FILE = REPO / "docs" / "latency.json"
+# Screenshots and latency figures go to var/browser/ (ignored by git), so `make test` leaves the tree clean;
+# `CONVLENS_UPDATE_DOCS=1 make test` writes them into docs/ for the README.
+_ARTIFACTS = REPO / "docs" if os.environ.get("CONVLENS_UPDATE_DOCS") == "1" else REPO / "var" / "browser"
+SCREENSHOTS = _ARTIFACTS / "screenshots"
+LATENCY_FILE = _ARTIFACTS / "latency.json"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
