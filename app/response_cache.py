@@ -31,8 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from fastapi import Response
 from pydantic import BaseModel
 
+from app.responses import body_response, json_bytes
+from app.schemas import ConvRequest
 from app.settings import Settings
 from app.store import is_upload_id
 
@@ -200,6 +203,23 @@ def cached_body(
     body = compute()
     cache.put(key, body)
     return body, "miss"
+
+
+def cached_json_response(
+    endpoint: str,
+    request: ConvRequest,
+    settings: Settings,
+    build: Callable[[Any, Settings], dict[str, Any]],
+) -> Response:
+    """The JSON answer ``build(request, settings)``, served from the cache when held.
+
+    The whole route of an endpoint whose body depends only on the request, its image and the settings
+    (explain, im2col, backward); ``X-Convlens-Cache`` says whether it was a hit.
+    """
+    body, state = cached_body(
+        endpoint, request, request.image, settings, lambda: json_bytes(build(request, settings))
+    )
+    return body_response(body, state)
 
 
 def with_field(body: bytes, name: str, value: Any) -> bytes:

@@ -412,18 +412,6 @@ class SampleList(BaseModel):
     samples: list[SampleInfo]
 
 
-class ImageMeta(BaseModel):
-    id: str
-    kind: Literal["upload", "mnist", "sample"]
-    width: int
-    height: int
-    channels: Literal[1, 3]
-    original_width: int
-    original_height: int
-    downscaled: bool
-    label: int | None = None
-
-
 class UploadResult(BaseModel):
     id: str
     width: int
@@ -432,6 +420,13 @@ class UploadResult(BaseModel):
     original_width: int
     original_height: int
     downscaled: bool
+
+
+class ImageMeta(UploadResult):
+    """An upload's answer plus what ``GET /api/images/{id}`` adds: the kind of image, and MNIST's label."""
+
+    kind: Literal["upload", "mnist", "sample"]
+    label: int | None = None
 
 
 class Limits(BaseModel):

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 from app.compute import forward, pool_args, prepare
 from app.errors import BodyError
 from app.render import data_url, grid_png, map_png
-from app.response_cache import cached_body
-from app.responses import arr, body_response, json_bytes
+from app.response_cache import cached_json_response
+from app.responses import arr
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import MAX_VALUES_PER_MAP, BackwardRequest, BackwardResponse, Upstream
 from app.settings import Settings, SettingsDep
@@ -70,14 +70,7 @@ def post_backward(request: BackwardRequest, settings: SettingsDep) -> Response:
     the pooled output and routes it back through the pool (argmax for max, shared for average) first.
     The activation's backward step (ReLU: zero where the pre-activation ≤ 0) is applied in both cases.
     """
-    body, state = cached_body(
-        "POST /api/backward",
-        request,
-        request.image,
-        settings,
-        lambda: json_bytes(backward_payload(request, settings)),
-    )
-    return body_response(body, state)
+    return cached_json_response("POST /api/backward", request, settings, backward_payload)
 
 
 def backward_payload(request: BackwardRequest, settings: Settings) -> dict[str, Any]:

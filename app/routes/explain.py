@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 
 from app.compute import prepare
 from app.errors import BodyError
-from app.response_cache import cached_body
-from app.responses import arr, body_response, json_bytes
+from app.response_cache import cached_json_response
+from app.responses import arr
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import ExplainRequest, ExplainResponse
 from app.settings import Settings, SettingsDep
@@ -31,14 +31,7 @@ def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
     products (float32; it can differ from the GEMM's sum in the last bit because the order differs).
     Numbers are float32 and serialised with their shortest float32 text, like the maps' values.
     """
-    body, state = cached_body(
-        "POST /api/explain",
-        request,
-        request.image,
-        settings,
-        lambda: json_bytes(explain_payload(request, settings)),
-    )
-    return body_response(body, state)
+    return cached_json_response("POST /api/explain", request, settings, explain_payload)
 
 
 def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, Any]:

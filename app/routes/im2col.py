@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 from app.compute import prepare
 from app.errors import BodyError
 from app.render import data_url, map_png
-from app.response_cache import cached_body
-from app.responses import arr, body_response, json_bytes
+from app.response_cache import cached_json_response
+from app.responses import arr
 from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import MAX_MATRIX_VALUES, Im2colRequest, Im2colResponse
 from app.settings import Settings, SettingsDep
@@ -43,14 +43,7 @@ def post_im2col(request: Im2colRequest, settings: SettingsDep) -> Response:
     Exact values when the matrix has at most 50,000 entries (else a heat map only, plus the exact values
     of a requested ``columns`` range); the (k, i, j) index arrays on request; W_col and the GEMM product.
     """
-    body, state = cached_body(
-        "POST /api/im2col",
-        request,
-        request.image,
-        settings,
-        lambda: json_bytes(im2col_payload(request, settings)),
-    )
-    return body_response(body, state)
+    return cached_json_response("POST /api/im2col", request, settings, im2col_payload)
 
 
 def im2col_payload(request: Im2colRequest, settings: Settings) -> dict[str, Any]:
