@@ -1,9 +1,8 @@
 // The one place that binds events: every control, pointer and keyboard handler calls into the app
 // (main.js), which changes the state and redraws. Handlers are attached by delegation where lists change.
-import { refitFlat, randomWeights } from './kernels.js';
-import { matrixCellAt } from './render/im2col.js';
-import { inputCellAt } from './render/input.js';
-import { mapCellAt } from './render/maps.js';
+import { bindFilterEditor } from './filter_editor.js';
+import { refitFlat } from './kernels.js';
+import { bindSelection } from './selection.js';
 import { transposeCellAt } from './render/transpose.js';
 import { markSelected, renderMnistGrid, renderSamples } from './render/source.js';
 import { MAX_FILTERS } from './state.js';
@@ -99,63 +98,8 @@ export function bindControls(doc, app) {
     });
   }
 
-  // ---- filter editor (delegated: its content is rebuilt)
-  const filters = $('filter-list');
-  filters.addEventListener('change', (event) => {
-    const target = event.target;
-    const f = Number(target.dataset.f);
-    const state = s();
-    if (target.matches('select.preset')) {
-      app.markInput();
-      const k = state.k.slice();
-      const w = state.w.slice();
-      if (target.value === 'custom') {
-        w[f] = collectWeights(f);
-      } else {
-        w[f] = null;
-      }
-      k[f] = target.value;
-      app.set({ k, w });
-    } else if (target.matches('input.bias')) {
-      const b = state.b.slice();
-      b[f] = Number(target.value) || 0;
-      app.markInput();
-      app.set({ b });
-    }
-  });
-  filters.addEventListener('input', (event) => {
-    const target = event.target;
-    if (!target.matches('input.weight')) return;
-    if (target.value === '' || target.value === '-' || !Number.isFinite(Number(target.value))) return;
-    const f = Number(target.dataset.f);
-    const k = s().k.slice();
-    const w = s().w.slice();
-    k[f] = 'custom';
-    w[f] = collectWeights(f);
-    app.markInput();
-    app.set({ k, w });
-  });
-  filters.addEventListener('click', (event) => {
-    const button = event.target.closest('button.random');
-    if (!button) return;
-    const f = Number(button.dataset.f);
-    const state = s();
-    const cg = (state.color === 'rgb' ? 3 : 1) / state.groups;
-    const seed = (Date.now() + f * 7919) % 2147483647;
-    const k = state.k.slice();
-    const w = state.w.slice();
-    k[f] = 'custom';
-    w[f] = randomWeights(cg * state.kh * state.kw, seed);
-    app.markInput();
-    app.set({ k, w });
-  });
-
-  /** The numbers currently in filter f's grid, flattened in (c, kh, kw) order. */
-  function collectWeights(f) {
-    const inputs = [...filters.querySelectorAll(`input.weight[data-f="${f}"]`)];
-    inputs.sort((a, b) => a.dataset.c - b.dataset.c || a.dataset.i - b.dataset.i || a.dataset.j - b.dataset.j);
-    return inputs.map((input) => Number(input.value) || 0);
-  }
+  // ---- filter editor (filter_editor.js: presets bring their size, invalid cells are explained)
+  bindFilterEditor(doc, app);
 
   // ---- image sources
   const mnist = { offset: 0, total: 10000 };
@@ -209,6 +153,18 @@ export function bindControls(doc, app) {
       }
     });
   }
+  /**
+   * Show the MNIST page holding test digit `id` and mark it (e.g. after opening a learned filter).
+   * @param {string} id
+   */
+  app.revealImage = async (id) => {
+    const match = /^mnist:(\d+)$/.exec(id);
+    if (!match) return;
+    doc.querySelector('.source-tab[data-source=mnist]').click();
+    $('mnist-label').value = '';
+    mnist.offset = Math.floor(Number(match[1]) / MNIST_PAGE) * MNIST_PAGE;
+    await loadMnistPage();
+  };
   loadMnistPage().catch(() => {});
   const image = s().image;
   const pane = image.startsWith('sample:') ? 'samples' : image.startsWith('mnist:') ? 'mnist' : 'upload';
@@ -234,67 +190,8 @@ export function bindControls(doc, app) {
     app.upload(item.getAsFile());
   });
 
-  // ---- pointer and keyboard on the views
-  const input = $('input-stack');
-  input.addEventListener('pointermove', (event) => {
-    if (app.geometry) app.hoverInputAt(inputCellAt(event, input, app.geometry));
-  });
-  input.addEventListener('pointerleave', () => app.hoverInputAt(null));
-
-  const selectFromMap = (event) => {
-    const stack = event.target.closest('.map-stack');
-    if (!stack) return;
-    const cell = mapCellAt(event, stack);
-    if (!cell) return;
-    if (stack.dataset.kind === 'pool') {
-      const [f, py, px] = cell;
-      const pooled = app.conv?.pool?.maps[f];
-      const ow = app.conv.conv.shape[3];
-      const flat = pooled?.argmax ? pooled.argmax[py][px] : null;
-      const state = s();
-      const y = flat !== null ? Math.floor(flat / ow) : Math.max(0, py * state.ps - state.pp);
-      const x = flat !== null ? flat % ow : Math.max(0, px * state.ps - state.pp);
-      app.set({ pos: [f, y, x] });
-      return;
-    }
-    const [f, y, x] = cell;
-    const [pf, py, px] = s().pos;
-    if (pf !== f || py !== y || px !== x) app.set({ pos: cell });
-  };
-  for (const container of [$('maps'), $('pooled')]) {
-    container.addEventListener('pointermove', selectFromMap);
-    container.addEventListener('click', selectFromMap);
-  }
-  $('maps').addEventListener('keydown', (event) => {
-    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-    const move = moves[event.key];
-    if (!move || !app.geometry) return;
-    event.preventDefault();
-    const [oh, ow] = app.geometry.output;
-    const [f, y, x] = s().pos;
-    app.set({ pos: [f, Math.max(0, Math.min(oh - 1, y + move[0])), Math.max(0, Math.min(ow - 1, x + move[1]))] });
-  });
-
-  const scroller = $('im2col-scroll');
-  scroller.addEventListener('scroll', () => app.drawIm2col());
-  scroller.addEventListener('pointermove', (event) => {
-    const data = app.im2col;
-    if (!data) return;
-    const cell = matrixCellAt(event, $('im2col-canvas'), scroller, data, s().zoom);
-    if (!cell) return;
-    const [r, c] = cell;
-    const [ch, kh, kw] = data.row_labels[r];
-    const ow = data.out_size[1];
-    const value = data.values ? ` = ${data.values[r][c]}` : '';
-    const index = data.indices ? `; k = ${data.indices.k[r]}, i = ${data.indices.i[r][c]}, j = ${data.indices.j[r][c]}` : '';
-    $('im2col-hover').textContent = `row ${r} (c ${ch}, kh ${kh}, kw ${kw}), column ${c} (oh ${Math.floor(c / ow)}, ow ${c % ow})${value}${index}`;
-  });
-  scroller.addEventListener('click', (event) => {
-    const data = app.im2col;
-    if (!data) return;
-    const cell = matrixCellAt(event, $('im2col-canvas'), scroller, data, s().zoom);
-    if (cell) app.set({ pos: [s().pos[0], Math.floor(cell[1] / data.out_size[1]), cell[1] % data.out_size[1]] });
-  });
+  // ---- selecting on the views (selection.js: hover previews, click/tap pins, arrow keys, Esc)
+  bindSelection(doc, app);
   window.addEventListener('resize', () => app.drawIm2col());
 
   // ---- transposed convolution: select an input cell to outline its column and its stamp in the output
@@ -348,7 +245,7 @@ export function bindControls(doc, app) {
     app.set({ proj: !s().proj });
     if (app.conv) app.paintConv();
   });
-  $('copy-link').addEventListener('click', () => app.copy(window.location.href, 'Link'));
+  $('copy-link').addEventListener('click', () => app.copy(app.shareLink(), 'Link'));
   $('copy-code').addEventListener('click', () => app.copy($('code').value, 'PyTorch code'));
   for (const button of doc.querySelectorAll('button[data-download]')) {
     button.addEventListener('click', () => app.download(button.dataset.download));

@@ -1,5 +1,7 @@
 // Share and export buttons: PNG and .npy downloads of the maps and matrices, and copying text to the clipboard.
-import { downloadBlob, downloadCanvas, downloadNpy } from './export.js';
+import { downloadBlob, downloadCanvas, downloadNpy, slideCanvas } from './export.js';
+import { loadImage } from './render/common.js';
+import { queryFromState } from './state.js';
 
 /**
  * Decode a PNG data URL to a Blob (fetch() of data: URLs is blocked by connect-src 'self').
@@ -30,8 +32,22 @@ export function installDownloads(app, doc) {
     const f = s.pos[0];
     if (!app.conv) return;
     if (what === 'input-png') downloadBlob(dataUrlBlob(app.conv.input.png), 'input.png');
-    if (what === 'map-png') downloadCanvas($(`map-${f}`), `feature_map_${f}.png`);
-    if (what === 'im2col-png' && app.im2col) downloadBlob(dataUrlBlob(app.im2col.png), 'im2col.png');
+    if (what === 'map-png') {
+      // slide-sized: square enlarged pixels and the colour bar (the exact numbers are in the .npy)
+      const map = app.conv.conv.maps[f];
+      const [, , oh, ow] = app.conv.conv.shape;
+      const image = await loadImage(map.png);
+      const caption = `filter ${f}: ${oh} × ${ow} feature map, min ${map.min}, max ${map.max}`;
+      downloadCanvas(slideCanvas(image, ow, oh, { lo: map.min, hi: map.max, colormap: map.colormap, caption }), `feature_map_${f}.png`);
+    }
+    if (what === 'im2col-png' && app.im2col) {
+      const data = app.im2col;
+      const image = await loadImage(data.png);
+      const every = data.png_column_step > 1 ? ` (every ${data.png_column_step}th column)` : '';
+      const caption = `im2col X_col: ${data.rows} × ${data.cols}, rows (c, kh, kw), columns (oh, ow)${every}`;
+      const colormap = data.min < 0 ? 'diverging' : 'sequential';
+      downloadCanvas(slideCanvas(image, image.naturalWidth, image.naturalHeight, { lo: data.min, hi: data.max, colormap, caption }), 'im2col.png');
+    }
     if (what === 'map-npy') {
       const maps = app.conv.conv.maps;
       let values = maps[0].values ? maps.map((m) => m.values) : null;
@@ -77,16 +93,54 @@ export function installDownloads(app, doc) {
   };
 
   /**
-   * Copy text to the clipboard, or say where to find it.
+   * The link to this view for someone else: every shared setting, never projector mode.
+   * @returns {string}
+   */
+  app.shareLink = () => `${window.location.origin}${window.location.pathname}${queryFromState(app.state)}`;
+
+  /**
+   * Show text selected in a visible field, for Ctrl+C.
    * @param {string} text
-   * @param {string} what
+   * @param {string} label
+   */
+  const showCopyBox = (text, label) => {
+    $('copy-label').textContent = label;
+    const field = $('copy-text');
+    field.value = text;
+    field.rows = Math.min(12, Math.max(2, text.split('\n').length));
+    $('copy-box').hidden = false;
+    field.focus();
+    field.select();
+    field.setSelectionRange(0, text.length);
+  };
+  $('copy-close').addEventListener('click', () => {
+    $('copy-box').hidden = true;
+  });
+  $('copy-box').addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      $('copy-box').hidden = true;
+    }
+  });
+
+  /**
+   * Copy text: the clipboard where the browser allows it (a secure context: https or this computer);
+   * otherwise (plain http on a school network) the text, selected, in a visible field with "press Ctrl+C".
+   * @param {string} text
+   * @param {string} what  'Link' | 'PyTorch code'
    */
   app.copy = async (text, what) => {
-    try {
-      await navigator.clipboard.writeText(text);
-      app.status(`${what} copied to the clipboard.`);
-    } catch {
-      app.status(`Could not use the clipboard; the ${what.toLowerCase()} is in the box under "Share and export".`);
+    if (window.isSecureContext && navigator.clipboard) {
+      try {
+        await navigator.clipboard.writeText(text);
+        $('copy-box').hidden = true;
+        app.status(`${what} copied to the clipboard.`);
+        return;
+      } catch {
+        // refused (e.g. no permission): fall through to the field
+      }
     }
+    showCopyBox(text, `${what}: press Ctrl+C (⌘C on a Mac) to copy it — this page is not allowed to use the clipboard directly.`);
+    app.status(`The ${what.toLowerCase()} is selected in the field above: press Ctrl+C (⌘C on a Mac) to copy it.`);
   };
 }

@@ -1,4 +1,76 @@
-// Share and export: the equivalent torch.nn.functional code, .npy files and PNG downloads.
+// Share and export: the equivalent torch.nn.functional code, .npy files and PNG downloads (slide-sized:
+// enlarged with square pixels, with the colour bar and its range written under the picture).
+import { diverging, fmt, sequential } from './render/common.js';
+
+/** Long side of a slide picture at least this many pixels; never more than SLIDE_MAX. */
+export const SLIDE_MIN = 512;
+export const SLIDE_MAX = 4096;
+
+/**
+ * Integer enlargement for an h × w picture: the long side reaches SLIDE_MIN, and a thin picture (an im2col
+ * matrix of 9 rows) gets tall enough to see, without passing SLIDE_MAX.
+ * @param {number} h
+ * @param {number} w
+ * @returns {number} at least 1
+ */
+export function slideFactor(h, w) {
+  const long = Math.max(h, w);
+  const short = Math.min(h, w);
+  const cap = Math.max(1, Math.floor(SLIDE_MAX / long));
+  return Math.max(1, Math.min(cap, Math.max(Math.ceil(SLIDE_MIN / long), Math.ceil(64 / short))));
+}
+
+/**
+ * A picture for a slide: `source` enlarged with nearest-neighbour pixels, on white, with a colour bar for
+ * [lo, hi] and a caption under it.
+ * @param {CanvasImageSource} source  drawn from its (0, 0, width, height)
+ * @param {number} width   source pixels
+ * @param {number} height
+ * @param {{lo: number, hi: number, colormap: string, caption: string}} scale
+ * @returns {HTMLCanvasElement}
+ */
+export function slideCanvas(source, width, height, scale) {
+  const factor = slideFactor(height, width);
+  const pictureW = width * factor;
+  const pictureH = height * factor;
+  const margin = 16;
+  const barW = Math.min(Math.max(pictureW, 320), 1024);
+  const font = Math.max(16, Math.round(Math.min(barW, 1024) / 40));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(pictureW, barW) + 2 * margin;
+  canvas.height = pictureH + 3 * margin + 24 + 2 * font + 8;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(source, 0, 0, width, height, margin, margin, pictureW, pictureH);
+  const { lo, hi, colormap } = scale;
+  const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+  const [a, b] = colormap === 'diverging' ? [-m, m] : [lo, hi];
+  const colour = colormap === 'diverging' ? (v) => diverging(v / m) : (v) => sequential(hi === lo ? 0.5 : (v - lo) / (hi - lo));
+  const y0 = pictureH + 2 * margin;
+  for (let x = 0; x < barW; x += 1) {
+    const [r, g, bl] = colour(a + ((b - a) * x) / (barW - 1));
+    ctx.fillStyle = `rgb(${r}, ${g}, ${bl})`;
+    ctx.fillRect(margin + x, y0, 1, 24);
+  }
+  ctx.strokeStyle = '#888';
+  ctx.strokeRect(margin + 0.5, y0 + 0.5, barW - 1, 23);
+  ctx.fillStyle = '#000';
+  ctx.font = `${font}px system-ui, sans-serif`;
+  ctx.textBaseline = 'top';
+  ctx.textAlign = 'left';
+  ctx.fillText(fmt(a, 4), margin, y0 + 28);
+  ctx.textAlign = 'right';
+  ctx.fillText(fmt(b, 4), margin + barW, y0 + 28);
+  if (a < 0 && b > 0) {
+    ctx.textAlign = 'center';
+    ctx.fillText('0', margin + (barW * (0 - a)) / (b - a), y0 + 28);
+  }
+  ctx.textAlign = 'left';
+  ctx.fillText(scale.caption, margin, y0 + 32 + font);
+  return canvas;
+}
 
 /**
  * Encode a float32 array as a NumPy .npy file (format version 1.0, '<f4', C order).

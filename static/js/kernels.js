@@ -111,3 +111,29 @@ export function randomWeights(count, seed) {
   const bound = 1 / Math.sqrt(count);
   return Array.from({ length: count }, () => Math.round((random() * 2 - 1) * bound * 1000) / 1000);
 }
+
+/** Largest absolute weight or bias the API accepts (app/schemas.py MAX_WEIGHT_ABS). */
+export const MAX_WEIGHT_ABS = 1e6;
+
+const RANGE_WORDS = 'between −1,000,000 and 1,000,000';
+
+/**
+ * Read a weight or bias typed by a person. Accepts "0.5", "-2", ".25", "1e-3", "−1" (a typographic minus)
+ * and "0,5" (a decimal comma).
+ * @param {string} text
+ * @returns {{ok: boolean, value?: number, reason?: string, unfinished?: boolean}}
+ *   `unfinished` marks text that may still become a number while it is being typed ("", "-", "5e", "0.")
+ */
+export function parseWeight(text) {
+  const t = String(text).trim().replace(/\u2212/g, '-').replace(/^([-+]?\d*),(\d+)$/, '$1.$2');
+  if (t === '') return { ok: false, unfinished: true, reason: `empty: type a number ${RANGE_WORDS}.` };
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) {
+    const unfinished = /^[-+]?(\d+\.?\d*|\.\d*)?([eE][-+]?)?$/.test(t);
+    return { ok: false, unfinished, reason: `"${text}" is not a number: type a number ${RANGE_WORDS}.` };
+  }
+  const value = Number(t);
+  if (!Number.isFinite(value) || Math.abs(value) > MAX_WEIGHT_ABS) {
+    return { ok: false, reason: `${text} is too large: a weight or bias must be ${RANGE_WORDS}.` };
+  }
+  return { ok: true, value };
+}

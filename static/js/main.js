@@ -4,14 +4,16 @@ import { ApiError, Superseded, createApi } from './api.js';
 import { bindControls } from './controls.js';
 import { installDownloads } from './downloads.js';
 import { pytorchCode } from './export.js';
+import { describeChanges, fitToInput, kernelSize } from './fit.js';
 import { installFollowers } from './followers.js';
-import { filterWeights } from './kernels.js';
+import { filterWeights, refitFlat } from './kernels.js';
 import { el, loadImage } from './render/common.js';
 import { renderFilters } from './render/filters.js';
-import { revealColumn } from './render/im2col.js';
+import { LABEL_H, LABEL_W, revealColumn } from './render/im2col.js';
 import { drawInput, drawInputOverlay, outputsReading } from './render/input.js';
 import { drawMapOverlays, drawMaps } from './render/maps.js';
 import { renderShapePanel, renderWarnings } from './render/shape.js';
+import { markSelected } from './render/source.js';
 import { convGeometry, poolOutputSize, sliderBounds } from './shapes.js';
 import {
   channelCount,
@@ -20,11 +22,32 @@ import {
   paddingSpec,
   poolSpec,
   queryFromState,
-  stateFromQuery,
+  readQuery,
 } from './state.js';
 
 /** Keys whose change needs no new convolution (only views, highlights or follow-up requests). */
-const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj']);
+const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj', 'nd', 'draw']);
+
+/** sessionStorage key of projector mode (kept per browser tab, never in a link). */
+const PROJECTOR_KEY = 'convlens:projector';
+
+/**
+ * The state a link asks for, with its notes; projector mode comes from the link only when the link says so
+ * (a teacher's bookmark), else from this browser tab's last choice.
+ * @param {string} search
+ * @returns {{state: Object, notes: string[]}}
+ */
+function initialState(search) {
+  const read = readQuery(search);
+  if (!new URLSearchParams(search).has('proj')) {
+    try {
+      read.state.proj = window.sessionStorage.getItem(PROJECTOR_KEY) === '1';
+    } catch {
+      read.state.proj = false;
+    }
+  }
+  return read;
+}
 
 /** Limits used until GET /api/limits answers (the contract's values). */
 const FALLBACK_LIMITS = {
@@ -45,9 +68,13 @@ const FALLBACK_LIMITS = {
 function createApp(doc) {
   const $ = (id) => doc.getElementById(id);
   const api = createApi();
+  const opening = initialState(window.location.search);
   const app = {
     api,
-    state: stateFromQuery(window.location.search),
+    state: opening.state,
+    openingNotes: opening.notes,
+    pinned: false,
+    lastGood: null,
     limits: FALLBACK_LIMITS,
     presets: new Map(),
     presetNames: [],
@@ -93,6 +120,34 @@ function createApp(doc) {
     $('problem').textContent = text || '';
   };
 
+  /**
+   * Mark the maps (and the views that follow them) as showing older settings than the controls, or not.
+   * @param {boolean} stale
+   */
+  app.setStale = (stale) => {
+    $('stale').hidden = !stale;
+    $('stale').textContent = app.conv
+      ? 'not updated: the map shows the last settings that fit'
+      : 'no map: these settings do not fit the input';
+    $('views').classList.toggle('is-stale', stale);
+    doc.body.dataset.stale = String(stale);
+  };
+
+  /**
+   * Add a note that stays until dismissed: what the page changed, and why (it never changes a setting silently).
+   * @param {string} text
+   */
+  app.note = (text) => {
+    const list = $('notice-list');
+    if ([...list.children].some((li) => li.textContent === text)) return;
+    list.append(el('li', { text }));
+    $('notice').hidden = false;
+  };
+  app.clearNotes = () => {
+    $('notice-list').replaceChildren();
+    $('notice').hidden = true;
+  };
+
   /** [H, W] the server computes on: known from an answer, else estimated from the image info. */
   const inputSize = () => {
     const s = app.state;
@@ -111,41 +166,34 @@ function createApp(doc) {
   app.status = status;
   app.channelsPerFilter = channelsPerFilter;
 
-  /** Clamp every slider into the range the shape rules allow for the current input. */
+  /**
+   * Check the settings against the current input. Nothing is changed: where the settings no longer fit (a
+   * new image or downscale size, a link), the page keeps them, shows the shape rules' sentence and offers a
+   * one-click fix; the map is marked "not updated" until it is recomputed.
+   */
   app.clamp = () => {
     const s = app.state;
     normaliseFilters(s);
     s.side = Math.min(s.side, app.limits.max_side);
     const size = inputSize();
-    for (let pass = 0; pass < 4; pass += 1) {
-      const bounds = sliderBounds(s, size, app.limits);
-      let changed = false;
-      for (const key of ['dh', 'dw', 'kh', 'kw', 'pt', 'pb', 'pl', 'pr', 'pk', 'pp']) {
-        const v = Math.min(bounds[key].max, Math.max(bounds[key].min, s[key]));
-        if (v !== s[key]) {
-          s[key] = v;
-          changed = true;
-        }
-      }
-      if (!bounds.groups.includes(s.groups)) {
-        s.groups = 1;
-        changed = true;
-      }
-      if (!changed) {
-        app.bounds = bounds;
-        break;
-      }
-    }
+    app.bounds = sliderBounds(s, size, app.limits);
     const cg = channelsPerFilter();
-    s.w = s.w.map((w) => (w && w.length !== cg * s.kh * s.kw ? null : w));
-    s.k = s.k.map((name, f) => (name === 'custom' && !s.w[f] ? 'identity' : name));
+    if (Number.isInteger(cg)) {
+      s.w.forEach((w, f) => {
+        if (w && w.length !== cg * s.kh * s.kw) {
+          app.note(`Filter ${f}'s own numbers (${w.length}) do not fill a ${cg} × ${s.kh} × ${s.kw} kernel, so the identity kernel is used instead.`);
+          s.w[f] = null;
+          s.k[f] = 'identity';
+        }
+      });
+    }
+    let message = '';
     try {
       app.geometry = convGeometry([1, channelCount(s), ...size], [s.k.length, cg, s.kh, s.kw],
         [s.sh, s.sw], paddingSpec(s), [s.dh, s.dw], s.groups).window;
-      problem('');
     } catch (error) {
       app.geometry = null;
-      problem(error.message);
+      message = error.message;
     }
     if (app.geometry) {
       const [oh, ow] = app.geometry.output;
@@ -155,11 +203,114 @@ function createApp(doc) {
         try {
           poolOutputSize([oh, ow], [s.pk, s.pk], [s.ps, s.ps], [s.pp, s.pp]);
         } catch (error) {
-          problem(`${error.message}; choose a smaller pool size or no pooling`);
+          message = `${error.message}; choose a smaller pool size or no pooling`;
           app.geometry = null;
         }
       }
     }
+    app.showProblem(message, size);
+  };
+
+  /**
+   * Show why the settings do not fit (or that they do), with the one-click fixes.
+   * @param {string} message  '' when everything fits
+   * @param {number[]} size   [H, W] of the input
+   */
+  app.showProblem = (message, size) => {
+    const s = app.state;
+    problem(message);
+    const fix = $('fix');
+    if (!message) {
+      fix.hidden = true;
+      fix.replaceChildren();
+      app.lastGood = { image: s.image, side: s.side };
+      return;
+    }
+    app.setStale(true);
+    const buttons = [];
+    const changes = fitToInput(s, size, app.bounds.groups);
+    if (Object.keys(changes).length) {
+      const words = describeChanges(s, changes);
+      const button = el('button', { type: 'button', id: 'fix-fit', text: `Fit to this ${size[0]} × ${size[1]} input: ${words}` });
+      button.addEventListener('click', () => {
+        app.markInput();
+        app.set(app.withRefit(changes));
+        status(`Changed ${words} so that the settings fit the ${size[0]} × ${size[1]} input.`);
+      });
+      buttons.push(button);
+    }
+    const good = app.lastGood;
+    if (good && (good.image !== s.image || good.side !== s.side)) {
+      const what = good.image !== s.image ? `image ${good.image.length > 40 ? 'upload' : good.image}` : '';
+      const side = good.side !== s.side ? `${good.side} px` : '';
+      const button = el('button', { type: 'button', id: 'fix-back', text: `Back to ${[what, side].filter(Boolean).join(' at ')}` });
+      button.addEventListener('click', () => {
+        app.markInput();
+        app.set({ image: good.image, side: good.side });
+        for (const grid of [$('mnist-grid'), $('sample-list')]) markSelected(grid, good.image);
+      });
+      buttons.push(button);
+    }
+    fix.replaceChildren(...buttons);
+    fix.hidden = !buttons.length;
+  };
+
+  /**
+   * Add the custom weights refitted to a new kernel size or channel count to a set of changes.
+   * @param {Object} changes  may hold kh, kw, groups
+   * @returns {Object} changes plus `w` when a custom filter had to be refitted
+   */
+  app.withRefit = (changes) => {
+    const s = app.state;
+    const c = channelCount(s);
+    const before = c / s.groups;
+    const after = c / (changes.groups ?? s.groups);
+    const kh = changes.kh ?? s.kh;
+    const kw = changes.kw ?? s.kw;
+    if (!s.w.some(Boolean) || (kh === s.kh && kw === s.kw && before === after)) return changes;
+    const w = s.w.map((flat) => (flat ? refitFlat(flat, before, s.kh, s.kw, after, kh, kw) : null));
+    return { ...changes, w };
+  };
+
+  /**
+   * Choose a preset for filter f. A preset brings its own size: with one filter the kernel takes the preset's
+   * size; with several (one shared size) the kernel grows to hold it and the others are zero-padded. Any size
+   * change is announced.
+   * @param {number} f
+   * @param {string} name  a preset name
+   */
+  app.choosePreset = (f, name) => {
+    const s = app.state;
+    const preset = app.presets.get(name);
+    const k = s.k.slice();
+    const w = s.w.slice();
+    k[f] = name;
+    w[f] = null;
+    let changes = { k, w };
+    if (preset) {
+      const [ph, pw] = kernelSize(preset.weights);
+      let kh = ph;
+      let kw = pw;
+      if (s.k.length > 1) {
+        // the other filters keep their size: the shared size is the largest any of them needs
+        s.k.forEach((other, i) => {
+          if (i === f) return;
+          const size = other === 'custom' || !app.presets.has(other) ? [s.kh, s.kw] : kernelSize(app.presets.get(other).weights);
+          kh = Math.max(kh, size[0]);
+          kw = Math.max(kw, size[1]);
+        });
+      }
+      if (kh !== s.kh || kw !== s.kw) {
+        const refit = app.withRefit({ kh, kw });
+        if (refit.w) refit.w[f] = null;
+        changes = { ...changes, ...refit, k, w: refit.w || w };
+        app.note(
+          `${name} is ${ph} × ${pw}, so the kernel size changed from ${s.kh} × ${s.kw} to ${kh} × ${kw}` +
+            (s.k.length > 1 ? ' (all filters share one size; the smaller ones are centred in it, with zeros around).' : '.'),
+        );
+      }
+    }
+    app.set(changes);
   };
 
   /** The POST /api/conv body for the current state. */
@@ -247,8 +398,9 @@ function createApp(doc) {
         input.value = String(s.k.length);
       } else {
         if (bounds[key] && typeof bounds[key].max === 'number') {
-          input.min = String(bounds[key].min);
-          input.max = String(bounds[key].max);
+          // a kept setting outside today's range stays visible (the problem line says why)
+          input.min = String(Math.min(bounds[key].min, s[key]));
+          input.max = String(Math.max(bounds[key].max, s[key]));
         }
         input.value = String(s[key]);
       }
@@ -276,7 +428,7 @@ function createApp(doc) {
     }
     side.value = String(s.side);
     const groups = $('groups');
-    const allowed = (bounds.groups || [1]).map(String);
+    const allowed = [...new Set([...(bounds.groups || [1]), s.groups])].sort((a, b) => a - b).map(String);
     if ([...groups.options].map((o) => o.value).join() !== allowed.join()) {
       groups.replaceChildren(...allowed.map((g) => el('option', { value: g, text: g })));
     }
@@ -285,13 +437,17 @@ function createApp(doc) {
       for (const radio of doc.querySelectorAll(`input[name=${name}]`)) radio.checked = radio.value === s[name];
     }
     doc.body.classList.toggle('projector', s.proj);
+    try {
+      window.sessionStorage.setItem(PROJECTOR_KEY, s.proj ? '1' : '0');
+    } catch {
+      // storage may be disabled: projector mode then lasts until the page is reloaded
+    }
     $('projector').setAttribute('aria-pressed', String(s.proj));
     if (app.presets.size) {
       const weights = filterWeights(s, app.presets, channelsPerFilter());
       renderFilters($('filter-list'), s, weights, app.presetNames, app.presets, s.groups);
     }
-    const [f, y, x] = s.pos;
-    $('position').textContent = `selected: filter ${f}, output (${y}, ${x})`;
+    app.showPosition();
     const info = app.imageInfo.get(s.image);
     const size = inputSize();
     $('image-info').textContent =
@@ -309,6 +465,7 @@ function createApp(doc) {
     } catch (error) {
       if (error instanceof Superseded) return;
       problem(error instanceof ApiError ? error.message : `could not reach the server: ${error.message}`);
+      app.setStale(true);
       return;
     }
     const [, , h, w] = answer.input.shape;
@@ -316,13 +473,10 @@ function createApp(doc) {
     const known = app.inputSizes.get(key);
     app.inputSizes.set(key, [h, w]);
     if (!known || known[0] !== h || known[1] !== w) {
-      const before = queryFromState(app.state);
+      // the estimate of the input size was off: check the (unchanged) settings against the real size
       app.clamp();
       app.sync();
-      if (queryFromState(app.state) !== before) {
-        app.refresh();
-        return;
-      }
+      if (!app.geometry) return;
     }
     app.conv = answer;
     app.convRequest = body;
@@ -343,6 +497,7 @@ function createApp(doc) {
       answer.pool ? drawMaps($('pooled'), answer.pool, 'pool', target * 0.7) : Promise.resolve(),
     ]);
     if (!answer.pool) $('pooled').replaceChildren();
+    if (!$('problem').textContent) app.setStale(false);
     $('h-pooled').hidden = !answer.pool;
     app.paints += 1;
     $('maps').dataset.paints = String(app.paints);
@@ -379,7 +534,7 @@ function createApp(doc) {
         cols: outputsReading(c, geometry.kernel[1], geometry.stride[1], geometry.dilation[1], ow),
       };
     }
-    drawMapOverlays($('maps'), { selected: app.state.pos, fed });
+    drawMapOverlays($('maps'), { selected: app.state.pos, fed, pinned: app.pinned });
     if (app.conv.pool) {
       const [f, y, x] = app.state.pos;
       const [, , ph, pw] = app.conv.pool.shape;
@@ -390,13 +545,37 @@ function createApp(doc) {
     return fed;
   };
 
+  /** Say which output pixel is selected, and whether it is pinned. */
+  app.showPosition = () => {
+    const [f, y, x] = app.state.pos;
+    $('position').textContent = app.pinned
+      ? `pinned: filter ${f}, output (${y}, ${x}) (click it again or press Esc to release)`
+      : `selected: filter ${f}, output (${y}, ${x})`;
+    $('maps').dataset.pinned = String(app.pinned);
+  };
+
+  /**
+   * Pin (or release) the selected output pixel: while pinned, hovering does not move the selection.
+   * @param {boolean} pinned
+   */
+  app.pin = (pinned) => {
+    app.pinned = pinned;
+    app.showPosition();
+    app.drawOverlays();
+  };
+
   /** The selected output moved (hover, click, step): highlight everywhere and explain it. */
   app.positionChanged = () => {
     const [f, y, x] = app.state.pos;
-    $('position').textContent = `selected: filter ${f}, output (${y}, ${x})`;
+    app.showPosition();
     app.drawOverlays();
     if (app.im2col) {
-      revealColumn($('im2col-scroll'), y * app.im2col.out_size[1] + x, app.state.zoom);
+      const column = y * app.im2col.out_size[1] + x;
+      if (app.im2colCell) {
+        app.im2colCell = [app.im2colCell[0], column];
+        $('im2col-hover').textContent = app.im2colReadout(app.im2colCell);
+      }
+      revealColumn($('im2col-scroll'), column, app.state.zoom);
       app.drawIm2col();
     }
     app.requestExplain();
@@ -421,7 +600,10 @@ function createApp(doc) {
     $('input-hover').textContent =
       `padded (${r}, ${c})${inside ? ` = input (${r - p.top}, ${c - p.left})` : ' is padding'}: read by ` +
       `${fed.rows.length * fed.cols.length} output position(s) per filter (overlap count)` +
-      (fed.rows.length ? `, rows ${fed.rows[0]}–${fed.rows.at(-1)}, columns ${fed.cols[0] ?? '–'}–${fed.cols.at(-1) ?? '–'}` : '');
+      (fed.rows.length ? `, rows ${fed.rows[0]}–${fed.rows.at(-1)}, columns ${fed.cols[0] ?? '–'}–${fed.cols.at(-1) ?? '–'}` : '') +
+      (app.inputPinned ? ' (pinned: tap it again or press Esc to release)' : '');
+    $('input-hover').dataset.cell = `${r},${c}`;
+    $('input-hover').dataset.count = String(fed.rows.length * fed.cols.length);
   };
 
   /** Advance the selected position one step in raster order. */
@@ -461,7 +643,11 @@ function createApp(doc) {
       const css = el('link', { rel: 'stylesheet', href: '/static/css/network.css' });
       doc.head.append(css);
       import('./network_view.js')
-        .then((module) => module.mountNetworkView($('network-view'), api))
+        .then((module) => module.mountNetworkView($('network-view'), api, {
+          digit: app.state.nd,
+          drawing: app.state.draw,
+          onChange: (changes) => app.set(changes),
+        }))
         .catch((error) => {
           $('network-view').replaceChildren(el('p', { class: 'problem', text: `The network view is not available: ${error.message}` }));
         });
@@ -491,6 +677,9 @@ function createApp(doc) {
       pos: [0, 0, 0],
     });
     app.showTab();
+    for (const grid of [$('mnist-grid'), $('sample-list')]) markSelected(grid, app.state.image);
+    if (app.revealImage) app.revealImage(app.state.image);
+    $('maps').focus();
     status(`Opened learned filter ${detail.index} of the network.`);
   };
 
@@ -524,6 +713,33 @@ function createApp(doc) {
 
   installFollowers(app, doc);
   installDownloads(app, doc);
+  $('notice-close').addEventListener('click', () => app.clearNotes());
+
+  // the im2col view also marks the cell picked by a tap or the arrow keys (selection.js)
+  const drawIm2colView = app.drawIm2col;
+  app.drawIm2col = (resize = false) => {
+    drawIm2colView(resize);
+    const data = app.im2col;
+    const cell = app.im2colCell;
+    if (!data || !cell) return;
+    if (cell[0] >= data.rows || cell[1] >= data.cols) {
+      app.im2colCell = null;
+      $('im2col-hover').textContent = '';
+      return;
+    }
+    const scroller = $('im2col-scroll');
+    const canvas = $('im2col-canvas');
+    const zoom = app.state.zoom;
+    const ratio = window.devicePixelRatio || 1;
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    const x = LABEL_W + cell[1] * zoom - scroller.scrollLeft;
+    const y = LABEL_H + cell[0] * zoom - scroller.scrollTop;
+    if (x < LABEL_W - zoom || y < LABEL_H - zoom) return;
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#ff3df2';
+    ctx.strokeRect(x - 1, y - 1, Math.max(zoom, 3) + 2, Math.max(zoom, 3) + 2);
+  };
 
   /** Load limits, presets and the image info, then draw the opening view. */
   app.start = async () => {
@@ -543,7 +759,12 @@ function createApp(doc) {
       status(`Image ${app.state.image} is not available here; showing the default digit.`);
       app.state.image = defaultState().image;
     }
-    app.state.k = app.state.k.map((name) => (name === 'custom' || app.presets.has(name) ? name : 'identity'));
+    app.state.k = app.state.k.map((name) => {
+      if (name === 'custom' || app.presets.has(name)) return name;
+      app.note(`The link's preset "${name}" is not known here, so the identity kernel is used.`);
+      return 'identity';
+    });
+    for (const text of app.openingNotes) app.note(text);
     app.showTab();
     app.refresh();
   };

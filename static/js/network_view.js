@@ -33,6 +33,46 @@ function percent(p) {
 }
 
 /**
+ * The strokes as short link text: each point is two base-36 digit pairs (x, y in canvas pixels), strokes are
+ * separated by '.'; points closer than 3 px to the previous one are left out.
+ * @param {Array<Array<[number, number]>>} strokes
+ * @returns {string}
+ */
+export function encodeStrokes(strokes) {
+  const pair = (v) => Math.max(0, Math.min(CANVAS_SIDE - 1, Math.round(v))).toString(36).padStart(2, '0');
+  return strokes
+    .map((stroke) => {
+      const kept = [];
+      for (const point of stroke) {
+        const last = kept.at(-1);
+        if (!last || Math.hypot(point[0] - last[0], point[1] - last[1]) >= 3 || point === stroke.at(-1)) kept.push(point);
+      }
+      return kept.map(([x, y]) => pair(x) + pair(y)).join('');
+    })
+    .filter(Boolean)
+    .join('.');
+}
+
+/**
+ * Read strokes written by encodeStrokes (unreadable parts are skipped).
+ * @param {string} text
+ * @returns {Array<Array<[number, number]>>}
+ */
+export function decodeStrokes(text) {
+  const strokes = [];
+  for (const part of String(text || '').split('.')) {
+    const stroke = [];
+    for (let i = 0; i + 4 <= part.length; i += 4) {
+      const x = parseInt(part.slice(i, i + 2), 36);
+      const y = parseInt(part.slice(i + 2, i + 4), 36);
+      if (Number.isFinite(x) && Number.isFinite(y) && x < CANVAS_SIDE && y < CANVAS_SIDE) stroke.push([x, y]);
+    }
+    if (stroke.length) strokes.push(stroke);
+  }
+  return strokes;
+}
+
+/**
  * Decode a PNG data URL to a Blob (fetch() of data: URLs is blocked by connect-src 'self').
  * @param {string} url
  * @returns {Blob}
@@ -293,6 +333,7 @@ function renderAnswer(dom, answer, beforeRelu) {
     dom.poolTiles[i].title = `pooled map ${i}: max ${map.max.toPrecision(3)}`;
   });
   dom.hidden.src = layers.hidden.png;
+  dom.container.dataset.blank = 'false';
   const active = layers.hidden.values.filter((v) => v > 0).length;
   dom.hiddenNote.textContent = `${active} of 100 units active; largest ${layers.hidden.max.toPrecision(3)}.`;
   const m = answer.model;
@@ -301,13 +342,38 @@ function renderAnswer(dom, answer, beforeRelu) {
 }
 
 /**
+ * Show an empty canvas: no input, so no prediction and no maps (the learned filters stay).
+ * @param {Object} dom
+ */
+function renderBlank(dom) {
+  dom.barParts.forEach(({ bar, fill, value }, d) => {
+    bar.dataset.prob = '0';
+    bar.classList.remove('top');
+    bar.setAttribute('aria-label', `digit ${d}: no prediction`);
+    fill.style.height = '0%';
+    value.textContent = '';
+  });
+  dom.verdict.textContent = 'No prediction: draw a digit, or pick a test digit.';
+  dom.verdict.classList.remove('nv-wrong');
+  dom.seenNote.textContent = 'Nothing drawn yet.';
+  for (const img of [dom.seen, dom.hidden, ...dom.convTiles, ...dom.poolTiles]) img.removeAttribute('src');
+  dom.hiddenNote.textContent = '';
+  dom.container.dataset.blank = 'true';
+}
+
+/**
  * Mount the Network view.
  * @param {HTMLElement} container   an empty element (the page's #network-view)
  * @param {{latest: Function, upload: Function}} api   the page's API client (static/js/api.js)
+ * @param {{digit?: number, drawing?: string, onChange?: Function}} [options]  the test digit and the drawing
+ *   (encodeStrokes) to open with; onChange({nd, draw}) is called when either changes (for the page's link)
  * @returns {{show: Function, destroy: Function}}  show(index) picks a test digit
  */
-export function mountNetworkView(container, api) {
+export function mountNetworkView(container, api, options = {}) {
   const dom = buildDom(container);
+  const tell = (changes) => {
+    if (typeof options.onChange === 'function') options.onChange(changes);
+  };
   const state = {
     strokes: [], // Array<Array<[x, y]>> in canvas pixels
     drawing: null, // the stroke in progress
@@ -356,14 +422,18 @@ export function mountNetworkView(container, api) {
     state.image = `mnist:${n}`;
     state.strokes = [];
     paintStrokes(dom.canvas, state.strokes);
+    tell({ nd: n, draw: '' });
     update();
   }
 
-  /** The drawing changed: switch the input to the drawing and ask. */
+  /** The drawing changed: switch the input to the drawing and ask; an empty drawing is a blank canvas. */
   function drawingChanged() {
     state.image = null;
+    tell({ draw: encodeStrokes(state.strokes) });
     if (state.strokes.length === 0) {
-      show(Number(dom.digitInput.value));
+      api.cancel?.('network');
+      state.liveTimer = 0;
+      renderBlank(dom);
       return;
     }
     update();
@@ -482,7 +552,17 @@ export function mountNetworkView(container, api) {
   }
 
   bindEvents();
-  update();
+  const opening = decodeStrokes(options.drawing);
+  if (Number.isInteger(options.digit)) dom.digitInput.value = String(options.digit);
+  if (opening.length) {
+    state.image = null;
+    state.strokes = opening;
+    paintStrokes(dom.canvas, state.strokes);
+    update(); // the drawing from the link
+  } else {
+    state.image = `mnist:${Math.max(0, Math.min(MNIST_COUNT - 1, Number(dom.digitInput.value) || 0))}`;
+    update();
+  }
   return {
     show,
     destroy() {

@@ -12,27 +12,29 @@
  * @property {number} [min]      smallest value (int)
  * @property {number} [max]      largest value (int)
  * @property {string[]} [values] allowed values (enum)
+ * @property {string} [label]    words for a note about this property ("kernel height")
+ * @property {boolean} [local]   true: never written into a link (projector mode is one screen's choice)
  */
 
 /** @type {PropertySpec[]} */
 export const PROPERTIES = [
   { key: 'image', type: 'string', def: 'mnist:0' },
   { key: 'color', type: 'enum', values: ['gray', 'rgb'], def: 'gray' },
-  { key: 'side', type: 'int', def: 128, min: 8, max: 512 },
+  { key: 'side', type: 'int', def: 128, min: 8, max: 512, label: 'downscale size' },
   // kernel size, stride, dilation: (height, width)
-  { key: 'kh', type: 'int', def: 3, min: 1, max: 11 },
-  { key: 'kw', type: 'int', def: 3, min: 1, max: 11 },
-  { key: 'sh', type: 'int', def: 1, min: 1, max: 8 },
-  { key: 'sw', type: 'int', def: 1, min: 1, max: 8 },
-  { key: 'dh', type: 'int', def: 1, min: 1, max: 5 },
-  { key: 'dw', type: 'int', def: 1, min: 1, max: 5 },
+  { key: 'kh', type: 'int', def: 3, min: 1, max: 11, label: 'kernel height' },
+  { key: 'kw', type: 'int', def: 3, min: 1, max: 11, label: 'kernel width' },
+  { key: 'sh', type: 'int', def: 1, min: 1, max: 8, label: 'stride (rows)' },
+  { key: 'sw', type: 'int', def: 1, min: 1, max: 8, label: 'stride (columns)' },
+  { key: 'dh', type: 'int', def: 1, min: 1, max: 5, label: 'dilation (rows)' },
+  { key: 'dw', type: 'int', def: 1, min: 1, max: 5, label: 'dilation (columns)' },
   // padding: explicit (top, bottom, left, right) or one of the words
   { key: 'pad', type: 'enum', values: ['explicit', 'valid', 'same', 'full'], def: 'explicit' },
-  { key: 'pt', type: 'int', def: 0, min: 0, max: 10 },
-  { key: 'pb', type: 'int', def: 0, min: 0, max: 10 },
-  { key: 'pl', type: 'int', def: 0, min: 0, max: 10 },
-  { key: 'pr', type: 'int', def: 0, min: 0, max: 10 },
-  { key: 'groups', type: 'int', def: 1, min: 1, max: 8 },
+  { key: 'pt', type: 'int', def: 0, min: 0, max: 10, label: 'padding top' },
+  { key: 'pb', type: 'int', def: 0, min: 0, max: 10, label: 'padding bottom' },
+  { key: 'pl', type: 'int', def: 0, min: 0, max: 10, label: 'padding left' },
+  { key: 'pr', type: 'int', def: 0, min: 0, max: 10, label: 'padding right' },
+  { key: 'groups', type: 'int', def: 1, min: 1, max: 8, label: 'groups' },
   { key: 'act', type: 'enum', values: ['none', 'relu'], def: 'none' },
   // filters: one preset name per filter ('custom' = the weights in `w`), one bias per filter
   { key: 'k', type: 'strings', def: ['sobel_x'] },
@@ -40,9 +42,9 @@ export const PROPERTIES = [
   { key: 'w', type: 'weights', def: [null] },
   // pooling
   { key: 'pool', type: 'enum', values: ['none', 'max', 'avg'], def: 'none' },
-  { key: 'pk', type: 'int', def: 2, min: 1, max: 8 },
-  { key: 'ps', type: 'int', def: 2, min: 1, max: 8 },
-  { key: 'pp', type: 'int', def: 0, min: 0, max: 4 },
+  { key: 'pk', type: 'int', def: 2, min: 1, max: 8, label: 'pool size' },
+  { key: 'ps', type: 'int', def: 2, min: 1, max: 8, label: 'pool stride' },
+  { key: 'pp', type: 'int', def: 0, min: 0, max: 4, label: 'pool padding' },
   // the selected output position [filter, y, x] (conv-output coordinates)
   { key: 'pos', type: 'ints', def: [0, 12, 16] },
   // backward pass
@@ -55,7 +57,10 @@ export const PROPERTIES = [
   // step-through speed (steps per second), view tab, projector mode
   { key: 'speed', type: 'int', def: 4, min: 1, max: 30 },
   { key: 'tab', type: 'enum', values: ['conv', 'network'], def: 'conv' },
-  { key: 'proj', type: 'bool', def: false },
+  { key: 'proj', type: 'bool', def: false, local: true },
+  // network view: the chosen MNIST test digit, and the drawn digit (strokes, see encodeStrokes) when one is drawn
+  { key: 'nd', type: 'int', def: 8000, min: 0, max: 9999, label: 'test digit' },
+  { key: 'draw', type: 'string', def: '' },
 ];
 
 export const MAX_FILTERS = 8;
@@ -151,27 +156,63 @@ export function formatNumber(v) {
 }
 
 /**
+ * Read a state from a URL query string, with a note for every value the link asked for that could not be
+ * used as it is (out of range, unreadable, too many filters), so that nothing changes without a word.
+ * @param {string} search  e.g. location.search
+ * @returns {{state: Object, notes: string[]}}
+ */
+export function readQuery(search) {
+  const params = new URLSearchParams(search);
+  const state = defaultState();
+  const notes = [];
+  for (const spec of PROPERTIES) {
+    if (!params.has(spec.key)) continue;
+    const text = params.get(spec.key);
+    const value = parseValue(spec, text);
+    state[spec.key] = value;
+    if (spec.type === 'int' && spec.label) {
+      const asked = Number(text);
+      if (!Number.isFinite(asked)) {
+        notes.push(`The link's ${spec.label} "${text}" is not a number, so the default ${value} is used.`);
+      } else if (Math.round(asked) !== value) {
+        const bound = asked > value ? `the maximum is ${spec.max}` : `the minimum is ${spec.min}`;
+        notes.push(`The link asks for ${spec.label} ${text}, but ${bound}, so ${value} is used.`);
+      }
+    } else if (spec.type === 'enum' && text !== value) {
+      notes.push(`The link's ${spec.key}=${text} is not one of ${spec.values.join(', ')}, so ${value} is used.`);
+    }
+  }
+  if (state.k.length > MAX_FILTERS) {
+    notes.push(
+      `The link lists ${state.k.length} filters, but at most ${MAX_FILTERS} are allowed, ` +
+        `so the first ${MAX_FILTERS} are used.`,
+    );
+  }
+  return { state: normaliseFilters(state), notes };
+}
+
+/**
  * Read a state from a URL query string; absent or unreadable properties take their default.
  * @param {string} search  e.g. location.search
  * @returns {Object}
  */
 export function stateFromQuery(search) {
-  const params = new URLSearchParams(search);
-  const state = defaultState();
-  for (const spec of PROPERTIES) {
-    if (params.has(spec.key)) state[spec.key] = parseValue(spec, params.get(spec.key));
-  }
-  return normaliseFilters(state);
+  return readQuery(search).state;
 }
 
 /**
- * Write the full state to a URL query string (every property, so a link reproduces the view exactly).
+ * Write the state to a URL query string: every shared property, so a link reproduces the view exactly.
+ * Local properties (projector mode) are left out: a link sent to students must not open their laptops in
+ * projector mode.
  * @param {Object} state
  * @returns {string}  starting with '?'
  */
 export function queryFromState(state) {
   const params = new URLSearchParams();
-  for (const spec of PROPERTIES) params.set(spec.key, formatValue(spec, state[spec.key]));
+  for (const spec of PROPERTIES) {
+    if (spec.local) continue;
+    params.set(spec.key, formatValue(spec, state[spec.key]));
+  }
   return `?${params.toString()}`;
 }
 

@@ -1,6 +1,48 @@
 // The backward pass: the upstream gradient, grad_x with the overlap counts (how many windows read each input
 // pixel), grad_weight and grad_bias, all from POST /api/backward.
-import { constantText, drawColourBar, drawMatrix, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { colourScale, constantText, css, drawColourBar, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+
+/** Significant digits shown in the small number tables (float32 has about 7; the full value is one click away). */
+const TABLE_DIGITS = 6;
+
+/**
+ * A small table of numbers (a kernel-sized gradient): each cell coloured like a heat map, showing 6 significant
+ * digits; hovering shows and a click (tap, Enter) writes the full float32 value into `readout`.
+ * @param {number[][]} values (rows, cols)
+ * @param {string} name  e.g. '∂L/∂w[0, 0]'
+ * @param {string} readoutId  id of the element that shows a clicked cell's full value
+ * @returns {HTMLTableElement}
+ */
+function numberTable(values, name, readoutId) {
+  const flat = values.flat();
+  const colour = colourScale(Math.min(...flat, 0), Math.max(...flat, 0));
+  const table = el('table', { class: 'numbers', 'aria-label': name });
+  const body = el('tbody');
+  values.forEach((row, i) => {
+    const tr = el('tr');
+    row.forEach((v, j) => {
+      const rgb = colour(v);
+      const luminance = 0.3 * rgb[0] + 0.59 * rgb[1] + 0.11 * rgb[2];
+      const exact = `${name.replace(/\]$/, '')}, ${i}, ${j}] = ${v}`;
+      const button = el('button', {
+        type: 'button', class: 'exact', title: exact, 'aria-label': exact, dataset: { value: String(v), readout: readoutId },
+        text: fmt(v, TABLE_DIGITS),
+      });
+      const td = el('td', { class: luminance < 128 ? 'dark' : '' }, [button]);
+      td.style.background = css(rgb);
+      td.style.color = luminance < 128 ? '#fff' : '#000';
+      tr.append(td);
+    });
+    body.append(tr);
+  });
+  table.append(body);
+  table.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-readout]');
+    const readout = button && document.getElementById(button.dataset.readout);
+    if (readout) readout.textContent = `${button.title} (full float32)`;
+  });
+  return table;
+}
 
 /**
  * A figure with a map canvas (PNG drawn 1:1 at its natural size, enlarged by CSS) and a colour bar.
@@ -53,19 +95,31 @@ export async function renderBackward(container, data, kind) {
     await mapFigure('bw-overlap', `overlap: windows reading each pixel (max ${data.overlap.max})`, data.overlap.png, 0, data.overlap.max, 'sequential'),
   );
   const weights = el('div', { class: 'grad-weights' });
-  const [fCount, cg, kh, kw] = data.grad_weight.shape;
-  const cell = Math.max(14, Math.min(34, Math.floor(150 / Math.max(kh, kw))));
+  const [fCount, cg] = data.grad_weight.shape;
   for (let f = 0; f < fCount; f += 1) {
     for (let c = 0; c < cg; c += 1) {
-      const canvas = el('canvas', { 'aria-label': `grad_weight filter ${f} channel ${c}` });
-      drawMatrix(canvas, data.grad_weight.values[f][c], { cell });
-      weights.append(el('figure', { class: 'small-map' }, [el('figcaption', { text: `∂L/∂w[${f}, ${c}]` }), canvas]));
+      const name = `∂L/∂w[${f}, ${c}]`;
+      weights.append(el('figure', { class: 'small-map', id: `grad-w-${f}-${c}` }, [
+        el('figcaption', { text: name }), numberTable(data.grad_weight.values[f][c], name, 'grad-readout'),
+      ]));
     }
   }
-  const bias = el('p', {
-    class: 'note',
-    id: 'grad-bias',
-    text: `grad_bias = [${data.grad_bias.values.map((v) => fmt(v, 6)).join(', ')}] (the sum of the upstream gradient per filter)`,
+  const bias = el('p', { class: 'note', id: 'grad-bias' }, [
+    'grad_bias = [',
+    ...data.grad_bias.values.flatMap((v, f) => [
+      f ? ', ' : '',
+      el('button', {
+        type: 'button', class: 'exact link-like', title: `∂L/∂b[${f}] = ${v}`, dataset: { value: String(v), readout: 'grad-readout' },
+        text: fmt(v, TABLE_DIGITS),
+      }),
+    ]),
+    '] (the sum of the upstream gradient per filter)',
+  ]);
+  bias.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-readout]');
+    if (button) document.getElementById('grad-readout').textContent = `${button.title} (full float32)`;
   });
-  container.replaceChildren(el('div', { class: 'figure-row' }, figures), weights, bias);
+  const readout = el('p', { class: 'note exact', id: 'grad-readout', 'aria-live': 'polite',
+    text: 'Hover over a number, or click or tap it, for its full float32 value.' });
+  container.replaceChildren(el('div', { class: 'figure-row' }, figures), weights, bias, readout);
 }

@@ -32,14 +32,25 @@ export function renderFilters(container, state, weights, presetNames, presets, g
     const box = container.children[f];
     const select = box.querySelector('select.preset');
     if (select.value !== state.k[f]) select.value = state.k[f];
-    const description = presets.get(state.k[f])?.description ?? 'your own numbers';
+    const preset = presets.get(state.k[f]);
+    let description = preset?.description ?? 'your own numbers';
+    if (preset && preset.weights) {
+      const [ph, pw] = [preset.weights.length, preset.weights[0].length];
+      if (ph > state.kh || pw > state.kw) {
+        description += ` (a ${ph} × ${pw} kernel: only its centre ${state.kh} × ${state.kw} is used here)`;
+      } else if (ph < state.kh || pw < state.kw) {
+        description += ` (a ${ph} × ${pw} kernel, centred in ${state.kh} × ${state.kw} with zeros around)`;
+      }
+    }
     box.querySelector('.preset-help').textContent = description;
+    // an invalid cell keeps what was typed (marked, with its reason) until it is corrected
     const bias = box.querySelector('input.bias');
-    if (document.activeElement !== bias && Number(bias.value) !== state.b[f]) bias.value = formatNumber(state.b[f]);
+    const keep = (input) => document.activeElement === input || input.getAttribute('aria-invalid') === 'true';
+    if (!keep(bias) && Number(bias.value) !== state.b[f]) bias.value = formatNumber(state.b[f]);
     box.querySelectorAll('input.weight').forEach((input) => {
       const { c, i, j } = input.dataset;
       const value = filter[c][i][j];
-      if (document.activeElement !== input && Number(input.value) !== value) input.value = formatNumber(value);
+      if (!keep(input) && Number(input.value) !== value) input.value = formatNumber(value);
     });
   });
 }
@@ -64,8 +75,10 @@ function buildFilter(f, filter, presetNames, groups, cg, count) {
           channel.flatMap((row, i) =>
             row.map((value, j) =>
               el('input', {
-                type: 'number',
-                step: '0.1',
+                type: 'text',
+                inputmode: 'decimal',
+                autocomplete: 'off',
+                spellcheck: 'false',
                 class: 'weight',
                 value: formatNumber(value),
                 dataset: { f: String(f), c: String(c), i: String(i), j: String(j) },
@@ -77,7 +90,7 @@ function buildFilter(f, filter, presetNames, groups, cg, count) {
       ],
     ),
   );
-  return el('fieldset', { class: 'filter', dataset: { f: String(f) } }, [
+  return el('fieldset', { class: 'filter', dataset: { f: String(f), channels: String(cg) } }, [
     el('legend', { text: `Filter ${f}` }),
     el('div', { class: 'row' }, [
       el('label', { for: selectId, text: 'Preset' }),
@@ -87,8 +100,12 @@ function buildFilter(f, filter, presetNames, groups, cg, count) {
     el('small', { class: 'help preset-help' }),
     el('div', { class: 'row' }, [
       el('label', { for: biasId, text: 'Bias' }),
-      el('input', { id: biasId, type: 'number', step: '0.1', class: 'bias', dataset: { f: String(f) }, value: '0' }),
+      el('input', {
+        id: biasId, type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'bias',
+        dataset: { f: String(f) }, value: '0',
+      }),
     ]),
     ...grids,
+    el('small', { class: 'cell-error', id: `filter-${f}-error`, role: 'alert' }),
   ]);
 }

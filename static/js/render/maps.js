@@ -90,9 +90,25 @@ export function drawMapOverlays(container, marks) {
     if (marks.selected) {
       const [sf, y, x] = marks.selected;
       ctx.strokeStyle = sf === f || marks.allFilters ? '#00c8ff' : 'rgba(0, 200, 255, 0.45)';
-      ctx.lineWidth = 2;
+      ctx.lineWidth = marks.pinned ? 3 : 2;
       const size = Math.max(scale, 4);
-      ctx.strokeRect(x * scale + scale / 2 - size / 2, y * scale + scale / 2 - size / 2, size, size);
+      const left = x * scale + scale / 2 - size / 2;
+      const top = y * scale + scale / 2 - size / 2;
+      if (marks.pinned) {
+        // pinned: a dark halo and a pin head at the top-left corner
+        ctx.save();
+        ctx.strokeStyle = '#000';
+        ctx.lineWidth = 5;
+        ctx.strokeRect(left, top, size, size);
+        ctx.restore();
+      }
+      ctx.strokeRect(left, top, size, size);
+      if (marks.pinned) {
+        ctx.fillStyle = '#ff3df2';
+        ctx.beginPath();
+        ctx.arc(left, top, Math.max(3, Math.min(6, size / 3)), 0, 2 * Math.PI);
+        ctx.fill();
+      }
     }
   }
 }
