@@ -141,6 +141,6 @@ export function installDownloads(app, doc) {
       }
     }
     showCopyBox(text, `${what}: press Ctrl+C (⌘C on a Mac) to copy it — this page is not allowed to use the clipboard directly.`);
-    app.status(`The ${what.toLowerCase()} is selected in the field above: press Ctrl+C (⌘C on a Mac) to copy it.`);
+    app.status(`The ${what.toLowerCase()} is selected in the field below: press Ctrl+C (⌘C on a Mac) to copy it.`);
   };
 }

@@ -114,7 +114,9 @@ export async function renderChannels(container, view) {
   const cell = Math.max(8, Math.min(24, Math.floor(96 / Math.max(kh, kw))));
   const row = [];
   for (let c = 0; c < ids.length; c += 1) {
-    const kernel = el('canvas', { id: `chan-kernel-${c}`, 'aria-label': `kernel w[${f}, ${c}]` });
+    // the cells show 2 digits; the exact float32 values are in the title (hover) and the accessible name
+    const exact = kernels[c].map((r, i) => `row ${i}: ${r.join(', ')}`).join('; ');
+    const kernel = el('canvas', { id: `chan-kernel-${c}`, 'aria-label': `kernel w[${f}, ${c}]: ${exact}`, title: `w[${f}, ${c}] ${exact}` });
     drawMatrix(kernel, kernels[c], { cell, numbers: cell >= 22 });
     const kernelBox = el('div', { class: 'channel-kernel' }, [
       el('span', { class: 'note', text: `kernel w[${f}, ${c}] ${kh}×${kw}` }),
