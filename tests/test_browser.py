@@ -528,7 +528,7 @@ def test_downloads_png_and_npy_hold_the_maps(watched: Watched, server: Any, tmp_
     with page.expect_download() as info:
         page.click('button[data-download="map-png"]')
     info.value.save_as(tmp_path / "map.png")
-    assert max(Image.open(tmp_path / "map.png").size) >= 512  # slide-sized (test_browser_behaviour.py checks it)
+    assert max(Image.open(tmp_path / "map.png").size) >= 512  # slide-sized: see test_browser_behaviour.py
     with page.expect_download() as info:
         page.click('button[data-download="im2col-npy"]')
     info.value.save_as(tmp_path / "im2col.npy")

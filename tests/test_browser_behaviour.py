@@ -1,7 +1,8 @@
 """The page in a classroom: nothing changes behind the teacher's back, selection by mouse, touch and keyboard,
 exact numbers, sharing over plain http, slide-sized downloads and the Network view's Clear and link.
 
-Playwright drives Debian's Chromium against the real server (uvicorn on a free port), as tests/test_browser.py.
+Playwright drives Debian's Chromium against the real server (uvicorn on a free port), as
+tests/test_browser.py does.
 Expected values come from the API (the server's own sentences and float32 values) or from plain-loop
 references written here, never from the page's JavaScript.
 """
@@ -190,7 +191,8 @@ def test_smaller_downscale_keeps_settings_and_the_old_size_restores_them(page: A
     page.wait_for_function("() => document.getElementById('problem').textContent !== ''")
     assert settings(page) == before
     assert "Back to 128 px" in page.text_content("#fix")
-    assert "spans 21 pixels but the padded input is only 20 tall (19 + 1 + 0)" in page.text_content("#problem")
+    sentence = "spans 21 pixels but the padded input is only 20 tall (19 + 1 + 0)"
+    assert sentence in page.text_content("#problem")
     before_paints = paints(page)
     page.select_option("#side", "128")
     wait_repaint(page, before_paints)
@@ -304,7 +306,8 @@ def test_touch_tap_pins_and_every_readout_works_by_tap(browser: Any, server: Any
         page.locator("#input-stack").tap(position={"x": (c + 0.5) * cell, "y": (r + 0.5) * cell})
         rows = outputs_reading(r, 3, 2, 1, 13)
         cols = outputs_reading(c, 3, 2, 1, 13)
-        page.wait_for_function("(rc) => document.getElementById('input-hover').dataset.cell === rc", arg=f"{r},{c}")
+        page.wait_for_function(
+            "(rc) => document.getElementById('input-hover').dataset.cell === rc", arg=f"{r},{c}")
         text = page.text_content("#input-hover")
         assert f"read by {len(rows) * len(cols)} output position(s)" in text, text
         assert f"rows {rows[0]}–{rows[-1]}, columns {cols[0]}–{cols[-1]}" in text
@@ -314,8 +317,11 @@ def test_touch_tap_pins_and_every_readout_works_by_tap(browser: Any, server: Any
         zoom = 10
         scroller = page.locator("#im2col-scroll").bounding_box()
         row, col = 4, 2
-        page.evaluate("() => { const s = document.getElementById('im2col-scroll'); s.scrollLeft = 0; s.scrollTop = 0; }")
-        page.locator("#im2col-scroll").tap(position={"x": 86 + (col + 0.5) * zoom, "y": 34 + (row + 0.5) * zoom})
+        page.evaluate(
+            "() => { const s = document.getElementById('im2col-scroll'); s.scrollLeft = 0; s.scrollTop = 0 }")
+        label_w, label_h = 86, 34  # the row and column label margins of the matrix view
+        page.locator("#im2col-scroll").tap(
+            position={"x": label_w + (col + 0.5) * zoom, "y": label_h + (row + 0.5) * zoom})
         page.wait_for_function("() => document.getElementById('im2col-hover').textContent !== ''")
         page.wait_for_selector('#arith-value[data-position="0,0,2"]')  # its column is now the selected pixel
         x = mnist_pixels(server, 0)
@@ -323,8 +329,10 @@ def test_touch_tap_pins_and_every_readout_works_by_tap(browser: Any, server: Any
         oh, ow = divmod(col, 13)
         expected = x[oh * 2 + kh, ow * 2 + kw]
         readout = page.text_content("#im2col-hover")
-        assert readout.startswith(f"row {row} (c 0, kh {kh}, kw {kw}), column {col} (oh {oh}, ow {ow}) = "), readout
-        assert float(re.search(r"= ([-0-9.e]+)", readout).group(1)) == pytest.approx(float(expected), abs=1e-7)
+        head = f"row {row} (c 0, kh {kh}, kw {kw}), column {col} (oh {oh}, ow {ow}) = "
+        assert readout.startswith(head), readout
+        shown = float(re.search(r"= ([-0-9.e]+)", readout).group(1))
+        assert shown == pytest.approx(float(expected), abs=1e-7)
         assert scroller["width"] > 0
     finally:
         context.close()
@@ -474,7 +482,9 @@ def test_copy_link_over_plain_http_shows_the_link_selected(page: Any, server: An
     assert page.evaluate("() => document.activeElement.id") == "copy-text"
 
 
-def test_copy_link_in_a_secure_context_uses_the_clipboard_without_projector(browser: Any, server: Any) -> None:
+def test_copy_link_in_a_secure_context_uses_the_clipboard_without_projector(
+    browser: Any, server: Any
+) -> None:
     context = browser.new_context(viewport=VIEWPORT)
     try:
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
@@ -484,7 +494,8 @@ def test_copy_link_in_a_secure_context_uses_the_clipboard_without_projector(brow
         page.click("#projector")
         wait_idle(page)
         page.click("#copy-link")
-        page.wait_for_function("() => /copied to the clipboard/.test(document.getElementById('status').textContent)")
+        page.wait_for_function(
+            "() => /copied to the clipboard/.test(document.getElementById('status').textContent)")
         copied = page.evaluate("() => navigator.clipboard.readText()")
         query = parse_qs(urlparse(copied).query)
         assert query["kw"] == ["5"] and "proj" not in query
@@ -515,7 +526,8 @@ def test_downloads_are_slide_sized_with_the_colour_bar(page: Any, server: Any, t
     slide = png_pixels(path.read_bytes())
     assert max(slide.shape[:2]) >= 512
     # the picture is the server's 26 × 26 map enlarged with square pixels (nearest neighbour)
-    answer = httpx.post(server.url + "/api/conv", timeout=30, json={"image": "mnist:0", "weight": "sobel_x"}).json()
+    answer = httpx.post(server.url + "/api/conv", timeout=30,
+                        json={"image": "mnist:0", "weight": "sobel_x"}).json()
     exact = png_pixels(base64.b64decode(answer["conv"]["maps"][0]["png"].split(",")[1]))
     factor = int(np.ceil(512 / 26))
     margin = 16
@@ -543,7 +555,8 @@ def test_downloads_are_slide_sized_with_the_colour_bar(page: Any, server: Any, t
 
 
 def network_available(server: Any) -> bool:
-    return httpx.post(server.url + "/api/network", json={"image": "mnist:8000"}, timeout=30).status_code != 404
+    response = httpx.post(server.url + "/api/network", json={"image": "mnist:8000"}, timeout=30)
+    return response.status_code != 404
 
 
 def canvas_ink(page: Any) -> int:
@@ -568,7 +581,8 @@ def test_network_clear_is_blank_and_the_digit_goes_into_the_link(page: Any, serv
     page.wait_for_timeout(500)
     assert canvas_ink(page) == 0
     assert page.locator("#network-view .top").count() == 0
-    probs = page.eval_on_selector_all("#network-view [data-prob]", "(bs) => bs.map((b) => Number(b.dataset.prob))")
+    probs = page.eval_on_selector_all(
+        "#network-view [data-prob]", "(bs) => bs.map((b) => Number(b.dataset.prob))")
     assert probs == [0] * 10
     assert "No prediction" in page.text_content("#network-view .nv-verdict")
     # draw: the strokes go into the link, and the link opens the same drawing with its prediction
@@ -592,7 +606,8 @@ def test_network_clear_is_blank_and_the_digit_goes_into_the_link(page: Any, serv
     digit = page.locator("#network-view input.nv-digit")
     digit.fill("8200")
     digit.dispatch_event("change")
-    page.wait_for_function("() => /[?&]nd=8200/.test(location.search) && /[?&]draw=(&|$)/.test(location.search)")
+    page.wait_for_function(
+        "() => /[?&]nd=8200/.test(location.search) && /[?&]draw=(&|$)/.test(location.search)")
 
 
 def test_opening_a_learned_filter_moves_focus_and_marks_the_digit(page: Any, server: Any) -> None:
