@@ -645,3 +645,14 @@ def test_arithmetic_says_why_float32_sums_differ_in_the_last_digit(page: Any, se
     note = page.text_content("#arith-order")  # …and why the full float32 values differ
     assert str(ex["sum"]) in note and str(ex["pre_activation"]) in note
     assert "order" in note
+
+
+def test_a_link_with_unusable_numbers_says_what_it_used(page: Any) -> None:
+    open_page(page, "?k=custom&w=1,0,0,0,1e30,0,0,0,abc&b=zz")
+    wait_idle(page)
+    notes = page.text_content("#notice-list")
+    assert "The link's weights 1e30, abc are not a number between −1,000,000 and 1,000,000" in notes
+    assert "The link's bias zz is not a number" in notes
+    q = query_of(page)
+    assert q["w"] == "1,0,0,0,0,0,0,0,0" and q["b"] == "0"
+    assert page.is_hidden("#problem")

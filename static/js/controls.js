@@ -246,7 +246,7 @@ export function bindControls(doc, app) {
     if (app.conv) app.paintConv();
   });
   $('copy-link').addEventListener('click', () => app.copy(app.shareLink(), 'Link'));
-  $('copy-code').addEventListener('click', () => app.copy($('code').value, 'PyTorch code'));
+  $('copy-code').addEventListener('click', () => app.copyCode());
   for (const button of doc.querySelectorAll('button[data-download]')) {
     button.addEventListener('click', () => app.download(button.dataset.download));
   }

@@ -1,5 +1,5 @@
 // Share and export buttons: PNG and .npy downloads of the maps and matrices, and copying text to the clipboard.
-import { downloadBlob, downloadCanvas, downloadNpy, slideCanvas } from './export.js';
+import { downloadBlob, downloadCanvas, downloadNpy, pytorchCode, slideCanvas } from './export.js';
 import { loadImage } from './render/common.js';
 import { queryFromState } from './state.js';
 
@@ -141,6 +141,16 @@ export function installDownloads(app, doc) {
       }
     }
     showCopyBox(text, `${what}: press Ctrl+C (⌘C on a Mac) to copy it — this page is not allowed to use the clipboard directly.`);
-    app.status(`The ${what.toLowerCase()} is selected in the field below: press Ctrl+C (⌘C on a Mac) to copy it.`);
+    app.status(`The ${what === 'Link' ? 'link' : what} is selected in the field below: press Ctrl+C (⌘C on a Mac) to copy it.`);
+  };
+
+  /** Copy the PyTorch code of the CURRENT settings (not of the last map, which may be stale). */
+  app.copyCode = () => {
+    if (!app.geometry) {
+      $('copy-box').hidden = true;
+      app.status(`No PyTorch code to copy: these settings do not fit the input (${$('problem').textContent}).`);
+      return;
+    }
+    app.copy(pytorchCode(app.convBody(), app.geometry.padding), 'PyTorch code');
   };
 }

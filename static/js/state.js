@@ -180,6 +180,18 @@ export function readQuery(search) {
       }
     } else if (spec.type === 'enum' && text !== value) {
       notes.push(`The link's ${spec.key}=${text} is not one of ${spec.values.join(', ')}, so ${value} is used.`);
+    } else if (spec.key === 'b' || spec.key === 'w') {
+      // a bias or weight that is not a number, or outside ±1,000,000 (what the API accepts), is replaced by 0
+      const words = spec.key === 'b' ? 'bias' : 'weight';
+      const bad = text.split(/[;,]/).filter((t) => t !== '' && !(Math.abs(Number(t)) <= 1e6));
+      if (bad.length) {
+        const fix = (v) => (Math.abs(v) <= 1e6 ? v : 0);
+        state[spec.key] = spec.key === 'b' ? value.map(fix) : value.map((w) => (w ? w.map(fix) : w));
+        notes.push(
+          `The link's ${words}${bad.length > 1 ? 's' : ''} ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''} ` +
+            `${bad.length > 1 ? 'are' : 'is'} not a number between −1,000,000 and 1,000,000, so 0 is used instead.`,
+        );
+      }
     }
   }
   if (state.k.length > MAX_FILTERS) {
