@@ -656,3 +656,15 @@ def test_a_link_with_unusable_numbers_says_what_it_used(page: Any) -> None:
     q = query_of(page)
     assert q["w"] == "1,0,0,0,0,0,0,0,0" and q["b"] == "0"
     assert page.is_hidden("#problem")
+
+
+def test_a_pinned_pixel_stays_when_the_image_changes(page: Any) -> None:
+    open_page(page)
+    click_map_pixel(page, 9, 11)
+    page.wait_for_selector('#arith-value[data-position="0,9,11"]')
+    before = paints(page)
+    page.click('#mnist-grid button[data-image="mnist:1"]')
+    wait_repaint(page, before)
+    assert query_of(page)["image"] == "mnist:1"
+    page.wait_for_selector('#arith-value[data-position="0,9,11"]')
+    assert page.get_attribute("#maps", "data-pinned") == "true"

@@ -430,7 +430,8 @@ function createApp(doc) {
     const groups = $('groups');
     const allowed = [...new Set([...(bounds.groups || [1]), s.groups])].sort((a, b) => a - b).map(String);
     if ([...groups.options].map((o) => o.value).join() !== allowed.join()) {
-      groups.replaceChildren(...allowed.map((g) => el('option', { value: g, text: g })));
+      const possible = (bounds.groups || [1]).map(String);
+      groups.replaceChildren(...allowed.map((g) => el('option', { value: g, text: possible.includes(g) ? g : `${g} (not possible here)` })));
     }
     groups.value = String(s.groups);
     for (const name of ['color', 'm', 'up']) {
@@ -708,7 +709,8 @@ function createApp(doc) {
         status(error.message);
       }
     }
-    app.set({ image: id, pos: [0, 0, 0] });
+    // a pinned pixel stays where it is, to compare images at the same place
+    app.set(app.pinned ? { image: id } : { image: id, pos: [0, 0, 0] });
   };
 
   installFollowers(app, doc);
