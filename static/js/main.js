@@ -2,6 +2,7 @@
 // rendering functions. Events are bound in controls.js only; nothing here is a global.
 import { ApiError, Superseded, createApi } from './api.js';
 import { bindControls } from './controls.js';
+import { mountAlgorithms } from './algorithms_view.js';
 import { installDownloads } from './downloads.js';
 import { pytorchCode } from './export.js';
 import { borderIndex, borderLegend, borderProblem } from './render/border.js';
@@ -535,6 +536,7 @@ function createApp(doc) {
 
   installFollowers(app, doc);
   installDownloads(app, doc);
+  mountAlgorithms($('algorithms'), api, () => (app.geometry ? app.convBody() : null));
 
   /** Load limits, presets and the image info, then draw the opening view. */
   app.start = async () => {
