@@ -34,6 +34,7 @@ ROUTERS = (
     "transpose",
     "shape",
     "algorithms",
+    "animation",
 )
 OPTIONAL_ROUTERS = ("network",)  # issue 5; the service runs without it
 

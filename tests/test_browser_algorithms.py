@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from browser_support import paints, wait_repaint
-from test_browser import Watched, browser, open_page, server, watched  # noqa: F401 - fixtures
+from test_browser import Watched, browser, open_page, server, shoot_panel, watched  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 TINT = (217, 138, 0, 0.28)  # static/js/render/border.js
@@ -49,6 +50,7 @@ def test_border_mode_draws_copied_pixels_and_exports_the_mode(watched: Watched) 
     assert differ >= 4  # the rows compared are not uniform, so a wrong source row would show
     assert "mode='reflect'" in page.input_value("#code")
     assert "reflect" in page.text_content("#pad-legend")
+    shoot_panel(page, "#panel-input", "border_reflect")
 
 
 def test_algorithms_panel_table_source_and_chart(watched: Watched) -> None:  # noqa: F811
@@ -77,3 +79,23 @@ def test_algorithms_panel_table_source_and_chart(watched: Watched) -> None:  # n
         "() => document.getElementById('algorithms').dataset.sweeps === '1'", timeout=60_000
     )
     assert page.locator("#algorithms-chart svg polyline").count() >= 2
+    shoot_panel(page, "#panel-algorithms", "algorithms")
+
+
+def test_download_animation_saves_the_gif_of_the_current_state(
+    watched: Watched,  # noqa: F811
+    server: Any,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+
+    page = open_page(watched, "?image=mnist:0&side=28&pad=explicit&pt=1&pb=1&pl=1&pr=1&pm=circular")
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#download-animation")
+    saved = tmp_path / "animation.gif"
+    info.value.save_as(saved)
+    content = saved.read_bytes()
+    assert content[:6] in (b"GIF87a", b"GIF89a")
+    path = page.get_attribute("#download-animation", "data-path")
+    assert "padding_mode=circular" in path and "padding=1%2C1%2C1%2C1" in path
+    direct = httpx.get(server.url + path, timeout=60)
+    assert direct.status_code == 200 and direct.content == content

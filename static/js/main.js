@@ -3,6 +3,7 @@
 import { ApiError, Superseded, createApi } from './api.js';
 import { bindControls } from './controls.js';
 import { mountAlgorithms } from './algorithms_view.js';
+import { installAnimationDownload } from './animation_download.js';
 import { installDownloads } from './downloads.js';
 import { pytorchCode } from './export.js';
 import { borderIndex, borderLegend, borderProblem } from './render/border.js';
@@ -537,6 +538,7 @@ function createApp(doc) {
   installFollowers(app, doc);
   installDownloads(app, doc);
   mountAlgorithms($('algorithms'), api, () => (app.geometry ? app.convBody() : null));
+  installAnimationDownload(doc, () => (app.geometry ? app.convBody() : null), status);
 
   /** Load limits, presets and the image info, then draw the opening view. */
   app.start = async () => {
