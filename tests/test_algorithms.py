@@ -191,3 +191,16 @@ def test_api_sweep(client):
     assert all(len(v) == 2 for v in data["series"].values())
     assert client.post("/api/algorithms/sweep", json={"axis": "kernel", "values": [4]}).status_code == 422
     assert client.post("/api/algorithms/sweep", json={"axis": "size", "values": [300]}).status_code == 422
+
+
+def test_col2im_methods_equal_pytorch_fold() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 7, 9))
+    window = conv_geometry(x.shape, (1, 2, 3, 2), stride=(2, 1), dilation=(1, 2)).window
+    cols = rng.standard_normal((1, 2 * 3 * 2, window.windows))
+    expected = torch.nn.functional.fold(
+        torch.tensor(cols), (7, 9), (3, 2), dilation=(1, 2), stride=(2, 1)
+    ).numpy()
+    for method in COL2IM_METHODS.values():
+        np.testing.assert_allclose(method.run(cols, x.shape, window), expected, rtol=1e-12, atol=1e-12)

@@ -118,3 +118,23 @@ def test_conv_png_takes_padding_mode(client):
     assert zeros.headers["etag"] != circular.headers["etag"] and zeros.content != circular.content
     bad = client.get("/api/conv.png?image=mnist:0&max_side=8&padding=9&padding_mode=circular")
     assert bad.status_code == 422 and "wrap around" in bad.text
+
+
+def test_im2col_columns_equal_unfold_of_the_padded_input(client, settings):
+    torch = pytest.importorskip("torch")
+    body = client.post(
+        "/api/im2col",
+        json={
+            "image": "mnist:2",
+            "max_side": 10,
+            "weight": "sobel_x",
+            "padding": [2, 1, 0, 3],
+            "padding_mode": "circular",
+            "values": True,
+        },
+    )
+    assert body.status_code == 200, body.text
+    x = torch.from_numpy(load_array("mnist:2", "gray", 10, settings).copy())
+    padded = torch.nn.functional.pad(x, (0, 3, 2, 1), mode="circular")
+    expected = torch.nn.functional.unfold(padded, 3)[0].numpy()
+    np.testing.assert_array_equal(np.array(body.json()["values"], dtype=np.float32), expected)
