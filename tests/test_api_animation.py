@@ -176,4 +176,4 @@ def test_limits_answer_422(client, query, field, words):
     response = client.get(f"/api/animation.gif?{query}")
     assert response.status_code == 422, response.text
     detail = response.json()["detail"][0]
-    assert detail["loc"][-1] == field and words in detail["msg"], detail
+    assert detail["loc"] == ["query", field] and words in detail["msg"], detail

@@ -428,7 +428,12 @@ def _answer(
         return Response(status_code=304, headers=headers)
     extension = "png" if media == "image/png" else "gif"
     headers["Content-Disposition"] = f'inline; filename="convlens_{options.kind}.{extension}"'
-    return Response(build(request, options, settings, fmt), media_type=media, headers=headers)
+    try:
+        content = build(request, options, settings, fmt)
+    except BodyError as exc:
+        exc.loc[0] = "query"  # every field of this GET is a query parameter
+        raise
+    return Response(content, media_type=media, headers=headers)
 
 
 @router.get(
