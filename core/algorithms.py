@@ -599,6 +599,11 @@ def compare_conv(
         Per method: ``name``, ``title``, ``description``, ``source``, ``available``, ``reason``,
         ``max_abs_diff`` (from the default), ``median_ms``, ``repeats``, ``peak_bytes`` (measured)
         and ``intermediate_bytes`` (by shape, named).
+
+    Notes
+    -----
+    The input is padded once (:func:`padded_input`) and shared by every method but the default, so their
+    times leave the padding out; the default's time is :func:`core.conv.conv2d` whole, padding included.
     """
     geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}

@@ -99,3 +99,30 @@ def test_download_animation_saves_the_gif_of_the_current_state(
     assert "padding_mode=circular" in path and "padding=1%2C1%2C1%2C1" in path
     direct = httpx.get(server.url + path, timeout=60)
     assert direct.status_code == 200 and direct.content == content
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular"])
+def test_copied_pytorch_code_reproduces_the_maps(watched: Watched, tmp_path: Any, mode: str) -> None:  # noqa: F811
+    """Run the page's PyTorch code on its own 'Input PNG' download: equal to its 'Feature maps .npy'."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    page = open_page(watched, f"?image=sample:camera&side=28&pad=explicit&pt=2&pb=1&pl=3&pr=0&pm={mode}")
+    downloads = {}
+    for what in ("input-png", "map-npy"):
+        with page.expect_download() as info:
+            page.click(f'button[data-download="{what}"]')
+        downloads[what] = tmp_path / ("input.png" if what == "input-png" else "maps.npy")
+        info.value.save_as(downloads[what])
+    code = page.input_value("#code")
+    assert f"mode='{mode}'" in code
+    script = tmp_path / "run.py"
+    script.write_text(code + "\nnp.save('torch_maps.npy', y[0].detach().numpy())\n")
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    ours = np.load(downloads["map-npy"], allow_pickle=False)
+    theirs = np.load(tmp_path / "torch_maps.npy", allow_pickle=False)
+    assert ours.shape == theirs.shape == (1, 28 + 3 - 2, 28 + 3 - 2)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
