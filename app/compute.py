@@ -36,6 +36,7 @@ class Prepared:
     stride, padding, dilation
         In the forms ``core`` takes (tuples for pairs).
     groups : int
+    padding_mode : str
     explanation : Explanation
         From :func:`core.shapes.explain_conv`.
     timing : dict
@@ -51,15 +52,18 @@ class Prepared:
     groups: int
     explanation: Explanation
     timing: dict[str, float] = field(default_factory=dict)
+    padding_mode: str = "zeros"
 
     @property
     def conv_kwargs(self) -> dict[str, Any]:
-        """``stride``, ``padding``, ``dilation``, ``groups`` as keyword arguments for ``core``."""
+        """``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode`` as keyword arguments for
+        ``core``."""
         return {
             "stride": self.stride,
             "padding": self.padding,
             "dilation": self.dilation,
             "groups": self.groups,
+            "padding_mode": self.padding_mode,
         }
 
     @property
@@ -174,7 +178,15 @@ def prepare(request: ConvRequest, settings: Settings) -> Prepared:
         as_tuple(request.dilation),
     )
     explanation = explain_or_422(
-        explain_conv, x.shape, weight.shape, stride, padding, dilation, request.groups, bias=bias is not None
+        explain_conv,
+        x.shape,
+        weight.shape,
+        stride,
+        padding,
+        dilation,
+        request.groups,
+        bias=bias is not None,
+        padding_mode=request.padding_mode,
     )
     check_budget(explanation, settings)
     return Prepared(
@@ -187,6 +199,7 @@ def prepare(request: ConvRequest, settings: Settings) -> Prepared:
         groups=request.groups,
         explanation=explanation,
         timing={"load": load_ms},
+        padding_mode=request.padding_mode,
     )
 
 

@@ -48,6 +48,7 @@ class BodyError(ValueError):
 
 # keyword in core's sentence -> the request field it is about (first match wins)
 _FIELD_HINTS = (
+    ("padding_mode", "padding_mode"),
     ("spans", "weight"),
     ("bias", "bias"),
     ("groups", "groups"),

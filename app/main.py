@@ -33,6 +33,8 @@ ROUTERS = (
     "backward",
     "transpose",
     "shape",
+    "algorithms",
+    "animation",
 )
 OPTIONAL_ROUTERS = ("network",)  # issue 5; the service runs without it
 

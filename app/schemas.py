@@ -122,6 +122,7 @@ Padding = Annotated[
     | Literal["valid", "same", "full"],
     BeforeValidator(_padding_form),
 ]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 PoolSizeInt = Annotated[int, Field(ge=1, le=MAX_POOL_KERNEL)]
 PoolSize = PoolSizeInt | Annotated[list[PoolSizeInt], Pair]
 PoolStrideInt = Annotated[int, Field(ge=1, le=MAX_POOL_STRIDE)]
@@ -204,6 +205,12 @@ class ConvRequest(BaseModel):
     )
     stride: Stride = 1
     padding: Padding = 0
+    padding_mode: PaddingMode = Field(
+        default="zeros",
+        description="What the padding holds (PyTorch's padding_mode): zeros, reflect (mirror, edge not "
+        "repeated; padding must be smaller than the image), replicate (edge repeated) or circular (wrap "
+        "around; padding at most the image).",
+    )
     dilation: Dilation = 1
     groups: Annotated[int, Field(ge=1, le=MAX_GROUPS)] = 1
     activation: Literal["none", "relu"] = "none"
@@ -559,6 +566,11 @@ class TapsOut(BaseModel):
     input_rows: list[int]
     input_cols: list[int]
     in_padding: list[list[bool]]
+    source_rows: list[int | None] = Field(
+        default_factory=list, description="Input row each tap reads (None: a zero of the padding)."
+    )
+    source_cols: list[int | None] = Field(default_factory=list, description="Input column each tap reads.")
+    padding_mode: str = "zeros"
 
 
 class ExplainResponse(BaseModel):

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core import algorithms  # noqa: E402
 from core.conv import conv2d, conv2d_backward, conv2d_naive  # noqa: E402
 from core.im2col import col2im, im2col, pad_input  # noqa: E402
 from core.pool import max_pool2d  # noqa: E402
@@ -73,38 +74,24 @@ def pair_us(
 # ---- the textbook methods, for comparison ----------------------------------------------------------
 
 
+# They live in core/algorithms.py (the page's algorithms view runs the same code); thin wrappers here keep
+# the int-argument calls of the tables below.
+
+
 def im2col_dlfs(x: np.ndarray, kernel: int, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """ "Deep Learning from Scratch" (common/util.py): loop over kernel offsets, then transpose to the
-    row-major layout ``(N·OH·OW, C·KH·KW)``, one row per window (the transpose is a second copy)."""
-    n, c, h, w = x.shape
-    g = window_geometry((h, w), kernel, stride, pad)
-    oh, ow = g.output
-    img = pad_input(x, g.padding)
-    col = np.zeros((n, c, kernel, kernel, oh, ow), dtype=x.dtype)
-    for y in range(kernel):
-        y_max = y + stride * oh
-        for xx in range(kernel):
-            x_max = xx + stride * ow
-            col[:, :, y, xx, :, :] = img[:, :, y:y_max:stride, xx:x_max:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+    """ "Deep Learning from Scratch" im2col (:func:`core.algorithms.im2col_dlfs`) of the padded input."""
+    g = window_geometry(x.shape[2:], kernel, stride, pad)
+    return algorithms.im2col_dlfs(pad_input(x, g.padding), g.without_padding())
 
 
 def conv_dlfs(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """The DLfS Convolution.forward: row-major columns times the transposed filters, then transpose."""
-    n = x.shape[0]
-    f, _, k, _ = w.shape
-    g = window_geometry(x.shape[2:], k, stride, pad)
-    col = im2col_dlfs(x, k, stride, pad)
-    out = col @ w.reshape(f, -1).T + b
-    return out.reshape(n, *g.output, -1).transpose(0, 3, 1, 2)
+    """The DLfS Convolution.forward (:func:`core.algorithms.conv_dlfs_rows`) plus the bias."""
+    return algorithms.run_conv_method("dlfs_rows", x, w, stride, pad) + b[:, None, None]
 
 
 def conv_indices(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """ML-From-Scratch style: the (k, i, j) fancy-index im2col, then one product."""
-    cols = im2col(x, w.shape[2:], stride, pad, method="indices")
-    out = np.matmul(w.reshape(w.shape[0], -1), cols) + b[:, None]
-    g = window_geometry(x.shape[2:], w.shape[2:], stride, pad)
-    return out.reshape(x.shape[0], w.shape[0], *g.output)
+    """ML-From-Scratch style (:func:`core.algorithms.conv_indices`) plus the bias."""
+    return algorithms.run_conv_method("indices", x, w, stride, pad) + b[:, None, None]
 
 
 # ---- cases ------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from core.im2col import (
     as_float_array,
     check_ndim,
     fold_add,
+    fold_border,
     fold_buffer_size,
     fold_into,
     im2col_geometry,
@@ -121,13 +122,14 @@ def conv2d_gemm(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
     method: str = "slices",
 ) -> ConvGemm:
     """A convolution as im2col + one matrix product, returning every intermediate.
 
     Parameters
     ----------
-    x, weight, bias, stride, padding, dilation, groups
+    x, weight, bias, stride, padding, dilation, groups, padding_mode
         As :func:`conv2d`.
     method : str
         The im2col method (see :func:`core.im2col.im2col`).
@@ -137,7 +139,7 @@ def conv2d_gemm(
     ConvGemm
     """
     x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     b = _bias(bias, geometry.out_channels, x.dtype)
     x_col = im2col_geometry(x, geometry.window, method)
     w_col = _weight_columns(weight, geometry.groups)
@@ -158,6 +160,7 @@ def conv2d(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> np.ndarray:
     """2-D cross-correlation, equal to ``torch.nn.functional.conv2d``.
 
@@ -172,6 +175,9 @@ def conv2d(
         bottom/right), which PyTorch refuses for stride > 1.
     groups : int
         Divides C and F; ``groups == C`` is a depthwise convolution.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds, as ``torch.nn.Conv2d(padding_mode=...)``; 'reflect' needs padding
+        smaller than the input, 'circular' at most the input (:func:`core.shapes.check_padding_mode`).
 
     Returns
     -------
@@ -189,9 +195,19 @@ def conv2d(
     im2col ``(N, C·KH·KW, OH·OW)`` then ``W_col (G, F/G, C/G·KH·KW) @ X_col`` per group.
     """
     x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     b = _bias(bias, geometry.out_channels, x.dtype)
+    x, geometry = _prepad(x, geometry)
     return _forward(x, weight, b, geometry)
+
+
+def _prepad(x: np.ndarray, geometry: ConvGeometry) -> tuple[np.ndarray, ConvGeometry]:
+    """For a border mode other than zeros: the padded input and the geometry over it (no padding).
+    Zero padding is left to im2col, which never materialises it."""
+    window = geometry.window
+    if window.padding_mode == "zeros":
+        return x, geometry
+    return pad_input(x, window.padding, padding_mode=window.padding_mode), geometry.without_padding()
 
 
 def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry) -> np.ndarray:
@@ -229,20 +245,21 @@ def conv2d_naive(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> np.ndarray:
     """:func:`conv2d` with plain loops over ``(n, f, oh, ow)``: the reference twin. Slow; small shapes.
 
     Parameters and returns as :func:`conv2d`.
     """
     x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     b = _bias(bias, geometry.out_channels, x.dtype)
     win = geometry.window
     (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
     n_, f_, oh_, ow_ = geometry.output_shape
     cg = geometry.in_channels // geometry.groups
     fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding)
+    xp = pad_input(x, win.padding, padding_mode=win.padding_mode)
     out = np.zeros(geometry.output_shape, dtype=x.dtype)
     for n in range(n_):
         for f in range(f_):
@@ -262,6 +279,7 @@ def conv2d_backward(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d` by im2col / col2im. Pure: returns gradients, updates nothing.
 
@@ -271,7 +289,7 @@ def conv2d_backward(
         ∂L/∂out.
     x : ndarray, shape (N, C, H, W)
     weight : ndarray, shape (F, C/groups, KH, KW)
-    stride, padding, dilation, groups
+    stride, padding, dilation, groups, padding_mode
         As in the forward call.
 
     Returns
@@ -284,15 +302,21 @@ def conv2d_backward(
     -----
     Per group: ``∂W_col = Σ_n G_n · X_colᵀ``, ``∂X_col = W_colᵀ · G_n`` folded back by col2im (a
     transposed convolution), ``∂b = Σ_{n, oh, ow} G``, with ``G_n`` the ``(F/G, OH·OW)`` gradient.
+    With a ``padding_mode`` other than zeros, the gradient of each border pixel is added to the input
+    pixel it was copied from (:func:`core.im2col.fold_border`).
     """
     x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     grad = as_float_array(grad_out, "grad_out").astype(x.dtype, copy=False)
     if grad.shape != geometry.output_shape:
         raise ValueError(
             f"grad_out must have the output shape {geometry.output_shape}, got {tuple(grad.shape)}"
         )
-    return _backward_tiled(grad, x, weight, geometry)
+    if geometry.window.padding_mode == "zeros":
+        return _backward_tiled(grad, x, weight, geometry)
+    xp, bare = _prepad(x, geometry)
+    grad_xp, grad_w, grad_b = _backward_tiled(grad, xp, weight, bare)
+    return fold_border(grad_xp, geometry.window.padding, geometry.window.padding_mode), grad_w, grad_b
 
 
 # Columns per tile of images in the backward pass: bounds the memory of a large batch (the MNIST
@@ -342,17 +366,18 @@ def conv2d_backward_naive(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`conv2d_backward` with plain loops over ``(n, f, oh, ow)``: the reference twin."""
     x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
     grad = as_float_array(grad_out, "grad_out").astype(x.dtype, copy=False)
     win = geometry.window
     (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
     n_, f_, oh_, ow_ = geometry.output_shape
     cg = geometry.in_channels // geometry.groups
     fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding)
+    xp = pad_input(x, win.padding, padding_mode=win.padding_mode)
     grad_xp = np.zeros(xp.shape, dtype=x.dtype)
     grad_w = np.zeros(weight.shape, dtype=x.dtype)
     for n in range(n_):
@@ -364,8 +389,7 @@ def conv2d_backward_naive(
                     cols = slice(ow * sw, ow * sw + ew, dw)
                     grad_w[f] += grad[n, f, oh, ow] * xp[n, c0 : c0 + cg, rows, cols]
                     grad_xp[n, c0 : c0 + cg, rows, cols] += grad[n, f, oh, ow] * weight[f]
-    top, left = win.padding.top, win.padding.left
-    grad_x = grad_xp[:, :, top : top + x.shape[2], left : left + x.shape[3]]
+    grad_x = fold_border(grad_xp, win.padding, win.padding_mode)
     return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
 
 

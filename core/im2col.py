@@ -48,8 +48,42 @@ def check_ndim(x: np.ndarray, name: str = "x", layout: str = "(N, C, H, W)") -> 
         raise ValueError(f"{name} must have 4 dimensions {layout}, got shape {tuple(x.shape)}")
 
 
-def pad_input(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
+def border_index(n: int, before: int, after: int, padding_mode: str) -> np.ndarray:
+    """Which input index each position of a padded axis holds.
+
+    Parameters
+    ----------
+    n : int
+        Input length along the axis.
+    before, after : int
+        Padding on each side (already checked by :func:`core.shapes.check_padding_mode`).
+    padding_mode : {'reflect', 'replicate', 'circular'}
+
+    Returns
+    -------
+    ndarray of int64, shape (before + n + after,)
+        ``index[p]`` is the input position copied to padded position ``p``.
+
+    Notes
+    -----
+    With ``t = p − before``: reflect ``|t|`` folded at ``n − 1`` (``2(n − 1) − |t|`` past the end);
+    replicate ``clip(t, 0, n − 1)``; circular ``t mod n``.
+    """
+    t = np.arange(-before, n + after)
+    if padding_mode == "reflect":
+        t = np.abs(t)
+        return np.where(t > n - 1, 2 * (n - 1) - t, t)
+    if padding_mode == "replicate":
+        return np.clip(t, 0, n - 1)
+    if padding_mode == "circular":
+        return t % n
+    raise ValueError(f"border_index has no rule for padding_mode {padding_mode!r}")
+
+
+def pad_input(x: np.ndarray, padding: Padding, value: float = 0.0, padding_mode: str = "zeros") -> np.ndarray:
     """Pad the last two axes of ``x`` by an explicit ``Padding(top, bottom, left, right)``.
+
+    The one function in convlens that fills a convolution's border.
 
     Parameters
     ----------
@@ -57,7 +91,9 @@ def pad_input(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray
     padding : Padding
         Pixels added on each side (from :func:`core.shapes.resolve_padding`).
     value : float
-        Fill value (0 for convolution, ``-inf`` for max pooling).
+        Fill value of ``'zeros'`` mode (0 for convolution, ``-inf`` for max pooling).
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        ``'zeros'`` fills with ``value``; the others copy input pixels (:func:`border_index`).
 
     Returns
     -------
@@ -68,8 +104,45 @@ def pad_input(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray
     if top == bottom == left == right == 0:
         return x
     h, w = x.shape[-2:]
+    if padding_mode != "zeros":
+        rows = border_index(h, top, bottom, padding_mode)
+        cols = border_index(w, left, right, padding_mode)
+        return np.take(np.take(x, rows, axis=-2), cols, axis=-1)
     out = np.full((*x.shape[:-2], h + top + bottom, w + left + right), value, dtype=x.dtype)
     out[..., top : top + h, left : left + w] = x
+    return out
+
+
+def fold_border(grad_padded: np.ndarray, padding: Padding, padding_mode: str = "zeros") -> np.ndarray:
+    """The adjoint of :func:`pad_input`: a gradient on the padded input back onto the input.
+
+    Every border pixel's gradient is added to the input pixel it was copied from; with ``'zeros'`` the
+    border's gradient is dropped.
+
+    Parameters
+    ----------
+    grad_padded : ndarray, shape (..., H + top + bottom, W + left + right)
+    padding : Padding
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+
+    Returns
+    -------
+    ndarray, shape (..., H, W)
+        A new array.
+    """
+    top, bottom, left, right = padding
+    ph, pw = grad_padded.shape[-2:]
+    h, w = ph - top - bottom, pw - left - right
+    if padding_mode == "zeros":
+        return np.array(grad_padded[..., top : top + h, left : left + w])
+    rows = border_index(h, top, bottom, padding_mode)
+    cols = border_index(w, left, right, padding_mode)
+    g = np.array(grad_padded[..., top : top + h, :])
+    for p in (*range(top), *range(top + h, ph)):
+        g[..., rows[p], :] += grad_padded[..., p, :]
+    out = np.array(g[..., left : left + w])
+    for q in (*range(left), *range(left + w, pw)):
+        out[..., cols[q]] += g[..., q]
     return out
 
 
@@ -280,6 +353,7 @@ def im2col(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     method: str = "slices",
+    padding_mode: str = "zeros",
 ) -> np.ndarray:
     """Unfold every sliding window of ``x`` into a column (PyTorch's ``unfold``).
 
@@ -295,6 +369,8 @@ def im2col(
         a strided view of all windows and copies it once; ``'indices'`` gathers with the ``(k, i, j)``
         fancy indices of :func:`im2col_indices`; ``'windows'`` loops over output positions, the
         readable order.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds (PyTorch's ``padding_mode``; see :func:`pad_input`).
 
     Returns
     -------
@@ -308,7 +384,7 @@ def im2col(
     """
     x = as_float_array(x)
     check_ndim(x)
-    geometry = window_geometry(x.shape[2:], kernel_size, stride, padding, dilation)
+    geometry = window_geometry(x.shape[2:], kernel_size, stride, padding, dilation, padding_mode)
     return im2col_geometry(x, geometry, method)
 
 
@@ -326,6 +402,9 @@ def im2col_geometry(x: np.ndarray, geometry: WindowGeometry, method: str = "slic
     -------
     ndarray, shape (N, C·KH·KW, OH·OW)
     """
+    if geometry.padding_mode != "zeros":
+        x = pad_input(x, geometry.padding, padding_mode=geometry.padding_mode)
+        geometry = geometry.without_padding()
     if method == "slices":
         return _im2col_slices(x, geometry)
     xp = pad_input(x, geometry.padding)
@@ -427,6 +506,7 @@ def col2im(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     method: str = "slices",
+    padding_mode: str = "zeros",
 ) -> np.ndarray:
     """Fold columns back into an image, summing overlaps (PyTorch's ``fold``; the adjoint of im2col).
 
@@ -441,11 +521,13 @@ def col2im(
     method : {'slices', 'add_at'}
         ``'slices'`` adds one strided slice per kernel offset (``+=``); ``'add_at'`` scatters with
         ``np.add.at`` and the ``(k, i, j)`` indices, as in the textbook. Same result.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        As given to :func:`im2col`: entries that fell in a copied border go to their source pixel.
 
     Returns
     -------
     ndarray, shape (N, C, H, W)
-        Entries that fell in the padding are dropped.
+        Entries that fell in zero padding are dropped.
 
     Notes
     -----
@@ -455,8 +537,32 @@ def col2im(
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must have 4 dimensions (N, C, H, W), got {tuple(input_shape)}")
     n, c, h, w = (int(v) for v in input_shape)
-    geometry = window_geometry((h, w), kernel_size, stride, padding, dilation)
-    return np.ascontiguousarray(fold_into(cols, n, c, geometry, (h, w), method))
+    geometry = window_geometry((h, w), kernel_size, stride, padding, dilation, padding_mode)
+    return fold_geometry(cols, n, c, geometry, method)
+
+
+def fold_geometry(
+    cols: np.ndarray, n: int, c: int, geometry: WindowGeometry, method: str = "slices"
+) -> np.ndarray:
+    """:func:`col2im` for a resolved geometry, any ``padding_mode``.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N, C·KH·KW, OH·OW)
+    n, c : int
+    geometry : WindowGeometry
+    method : {'slices', 'add_at'}
+
+    Returns
+    -------
+    ndarray, shape (N, C, H, W)
+    """
+    if geometry.padding_mode == "zeros":
+        size = (geometry.height, geometry.width)
+        return np.ascontiguousarray(fold_into(cols, n, c, geometry, size, method))
+    bare = geometry.without_padding()
+    padded = fold_into(cols, n, c, bare, bare.padded, method)
+    return fold_border(padded, geometry.padding, geometry.padding_mode)
 
 
 def overlap_count(
@@ -465,14 +571,15 @@ def overlap_count(
     stride: IntOrPair = 1,
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
+    padding_mode: str = "zeros",
 ) -> np.ndarray:
     """How many windows read each input pixel.
 
     Parameters
     ----------
     input_size : int or (H, W)
-    kernel_size, stride, padding, dilation
-        As :func:`im2col`.
+    kernel_size, stride, padding, dilation, padding_mode
+        As :func:`im2col` (a pixel copied into the border counts the windows that read its copies).
 
     Returns
     -------
@@ -484,10 +591,10 @@ def overlap_count(
     -----
     ``col2im(ones)``: the diagonal of ``im2colᵀ · im2col``.
     """
-    geometry = window_geometry(input_size, kernel_size, stride, padding, dilation)
+    geometry = window_geometry(input_size, kernel_size, stride, padding, dilation, padding_mode)
     kh, kw = geometry.kernel
     ones = np.ones((1, kh * kw, geometry.windows), dtype=np.int64)
-    counts = fold_into(ones, 1, 1, geometry, (geometry.height, geometry.width))
+    counts = fold_geometry(ones, 1, 1, geometry)
     return np.ascontiguousarray(counts[0, 0])
 
 
@@ -495,8 +602,11 @@ __all__ = [
     "COL2IM_METHODS",
     "IM2COL_METHODS",
     "as_float_array",
+    "border_index",
     "col2im",
     "fold_add",
+    "fold_border",
+    "fold_geometry",
     "fold_buffer_size",
     "fold_into",
     "im2col",

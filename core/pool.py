@@ -44,6 +44,7 @@ class PoolGeometry:
         ceil_mode: bool,
     ) -> None:
         self.input = input_size
+        self.ceil_mode = ceil_mode
         self.kernel = as_pair(kernel_size, "kernel_size", minimum=1)
         self.stride = as_pair(kernel_size if stride is None else stride, "stride", minimum=1)
         self.dilation = as_pair(dilation, "dilation", minimum=1)

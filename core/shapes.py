@@ -31,6 +31,8 @@ IntOrPair = int | Sequence[int]
 PaddingSpec = int | str | Sequence[int]
 
 PADDING_WORDS = ("valid", "same", "full")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+"""PyTorch's ``padding_mode``: what the border pixels hold (see :func:`check_padding_mode`)."""
 PADDING_FORMS = (
     "an int, (pad_h, pad_w), (top, bottom, left, right), 'valid', 'same' or 'full'"
 )
@@ -223,6 +225,8 @@ class WindowGeometry:
     uncovered : (int, int)
         Trailing rows and columns of the padded input that no window reaches,
         ``(padded - k_eff) mod s`` along each axis.
+    padding_mode : str
+        What the padding holds: one of :data:`PADDING_MODES` (``'zeros'`` by default).
     """
 
     height: int
@@ -235,11 +239,79 @@ class WindowGeometry:
     padded: tuple[int, int]
     output: tuple[int, int]
     uncovered: tuple[int, int]
+    padding_mode: str = "zeros"
 
     @property
     def windows(self) -> int:
         """Number of window positions, ``OH * OW`` (the im2col column count per image)."""
         return self.output[0] * self.output[1]
+
+    def without_padding(self) -> WindowGeometry:
+        """The same windows over the already padded input: size ``padded``, no padding, mode 'zeros'.
+
+        Used after the border has been filled by a ``padding_mode`` other than zeros.
+        """
+        return WindowGeometry(
+            height=self.padded[0],
+            width=self.padded[1],
+            kernel=self.kernel,
+            stride=self.stride,
+            dilation=self.dilation,
+            padding=Padding(0, 0, 0, 0),
+            effective=self.effective,
+            padded=self.padded,
+            output=self.output,
+            uncovered=self.uncovered,
+        )
+
+
+def check_padding_mode(padding_mode: str, padding: Padding, input_size: tuple[int, int]) -> str:
+    """Check a ``padding_mode`` against the padding and the input size, by PyTorch's rules.
+
+    Parameters
+    ----------
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        ``'zeros'`` pads with 0; ``'reflect'`` mirrors the input about its edge pixel (the edge is not
+        repeated: ``x[2], x[1] | x[0], x[1], ...``); ``'replicate'`` repeats the edge pixel;
+        ``'circular'`` wraps around (the left padding holds the right end of the input).
+    padding : Padding
+    input_size : (H, W)
+
+    Returns
+    -------
+    str
+        The mode.
+
+    Raises
+    ------
+    ValueError
+        An unknown mode; ``'reflect'`` with a padding not smaller than the input along its axis; or
+        ``'circular'`` with a padding larger than the input (it would wrap around more than once).
+
+    Notes
+    -----
+    These are the checks of ``torch.nn.functional.pad`` (``reflect``: ``pad < n``;
+    ``circular``: ``pad <= n``; ``replicate``: any padding of a non-empty input).
+    """
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"unknown padding_mode {padding_mode!r}; padding_mode must be one of {', '.join(PADDING_MODES)}"
+        )
+    h, w = input_size
+    axes = (("height", h, padding.top, padding.bottom), ("width", w, padding.left, padding.right))
+    for axis, n, lo, hi in axes:
+        if padding_mode == "reflect" and max(lo, hi) >= n:
+            raise ValueError(
+                f"padding_mode 'reflect' needs padding smaller than the input {axis}: padding ({lo}, {hi}) "
+                f"with input {axis} {n} allows at most {n - 1} per side; use less padding, a larger image or "
+                "another padding_mode"
+            )
+        if padding_mode == "circular" and max(lo, hi) > n:
+            raise ValueError(
+                f"padding_mode 'circular' needs padding at most the input {axis}: padding ({lo}, {hi}) with "
+                f"input {axis} {n} would wrap around more than once; use at most {n} per side"
+            )
+    return padding_mode
 
 
 def window_geometry(
@@ -248,17 +320,20 @@ def window_geometry(
     stride: IntOrPair = 1,
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
+    padding_mode: str = "zeros",
 ) -> WindowGeometry:
     """Resolve a sliding window over an input of ``input_size = (H, W)``.
 
     Raises ``ValueError`` with a sentence naming the rule and the numbers when the setting is
-    impossible (kernel larger than the padded input, stride 0, negative or unknown padding).
+    impossible (kernel larger than the padded input, stride 0, negative or unknown padding, a
+    ``padding_mode`` that does not fit the padding, see :func:`check_padding_mode`).
     """
     h, w = as_pair(input_size, "input size", minimum=1)
     kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
     sh, sw = as_pair(stride, "stride", minimum=1)
     dh, dw = as_pair(dilation, "dilation", minimum=1)
     pad = resolve_padding(padding, (kh, kw), (sh, sw), (dh, dw), (h, w))
+    check_padding_mode(padding_mode, pad, (h, w))
     oh = _axis_output(h, kh, sh, pad.top, pad.bottom, dh, "height")
     ow = _axis_output(w, kw, sw, pad.left, pad.right, dw, "width")
     eh, ew = effective_kernel(kh, dh), effective_kernel(kw, dw)
@@ -274,6 +349,7 @@ def window_geometry(
         padded=(ph, pw),
         output=(oh, ow),
         uncovered=((ph - eh) % sh, (pw - ew) % sw),
+        padding_mode=padding_mode,
     )
 
 
@@ -457,6 +533,16 @@ class ConvGeometry:
         """Rows of the im2col matrix, ``C * KH * KW`` (all groups stacked)."""
         return self.in_channels * self.window.kernel[0] * self.window.kernel[1]
 
+    def without_padding(self) -> ConvGeometry:
+        """The same layer over the already padded input (see :meth:`WindowGeometry.without_padding`)."""
+        return ConvGeometry(
+            batch=self.batch,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            groups=self.groups,
+            window=self.window.without_padding(),
+        )
+
 
 def _check_shape(shape: Sequence[int], ndim: int, name: str, layout: str) -> tuple[int, ...]:
     if len(shape) != ndim:
@@ -473,6 +559,7 @@ def conv_geometry(
     padding: PaddingSpec = 0,
     dilation: IntOrPair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> ConvGeometry:
     """Check a convolution's arguments against each other and resolve every size.
 
@@ -484,6 +571,8 @@ def conv_geometry(
     padding : any form accepted by :func:`resolve_padding`
     groups : int
         Must divide both C and F.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        Checked by :func:`check_padding_mode`.
 
     Returns
     -------
@@ -507,7 +596,7 @@ def conv_geometry(
             f"weight has {cg} input channels per filter but the input has {c} channels in "
             f"{groups} group(s), so each filter needs {c // groups}"
         )
-    window = window_geometry((h, w), (kh, kw), stride, padding, dilation)
+    window = window_geometry((h, w), (kh, kw), stride, padding, dilation, padding_mode)
     return ConvGeometry(batch=n, in_channels=c, out_channels=f, groups=groups, window=window)
 
 
@@ -625,6 +714,15 @@ def _uncovered_warnings(window: WindowGeometry) -> list[str]:
     return warnings
 
 
+BORDER_SENTENCES = {
+    "zeros": "the padding holds zeros",
+    "reflect": "the padding mirrors the input about its edge pixel, which is not repeated (c b | a b c)",
+    "replicate": "the padding repeats the edge pixel (a a | a b c)",
+    "circular": "the padding wraps around: the left padding holds the right end of the input (b c | a b c)",
+}
+"""One sentence per ``padding_mode`` for the explanations."""
+
+
 def explain_conv(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],
@@ -634,6 +732,7 @@ def explain_conv(
     groups: int = 1,
     bias: bool = True,
     itemsize: int = 4,
+    padding_mode: str = "zeros",
 ) -> Explanation:
     """Every size of a convolution layer as worked steps.
 
@@ -647,11 +746,14 @@ def explain_conv(
         Whether the layer has one bias per filter (counted in the parameters).
     itemsize : int
         Bytes per number (4 for float32, 8 for float64), for the im2col memory.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds (:func:`check_padding_mode`).
 
     Returns
     -------
     Explanation
-        ``facts`` holds ``padding`` (dict), ``params``, ``macs``, ``im2col_shape``,
+        ``facts`` holds ``padding`` (dict), ``padding_mode``, ``border`` (a sentence), ``params``,
+        ``macs``, ``im2col_shape``,
         ``im2col_bytes``, ``input_bytes``, ``duplication``, ``uncovered_rows`` and
         ``uncovered_cols`` (padded indices no window reaches).
 
@@ -660,7 +762,9 @@ def explain_conv(
     parameters ``F·(C/groups)·KH·KW + F``; multiply-adds ``N·F·OH·OW·(C/groups)·KH·KW``;
     im2col ``(N, C·KH·KW, OH·OW)``; duplication = im2col elements / input elements.
     """
-    geometry = conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups)
+    geometry = conv_geometry(
+        input_shape, weight_shape, stride, padding, dilation, groups, padding_mode
+    )
     window = geometry.window
     n, c, f, g = geometry.batch, geometry.in_channels, geometry.out_channels, geometry.groups
     kh, kw = window.kernel
@@ -708,6 +812,8 @@ def explain_conv(
     ph, pw = window.padded
     facts = {
         "padding": window.padding._asdict(),
+        "padding_mode": padding_mode,
+        "border": BORDER_SENTENCES[padding_mode],
         "effective_kernel": list(window.effective),
         "padded_size": [ph, pw],
         "params": params,
@@ -838,7 +944,9 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
+    "BORDER_SENTENCES",
     "PADDING_FORMS",
+    "PADDING_MODES",
     "PADDING_WORDS",
     "ConvGeometry",
     "Explanation",
@@ -847,6 +955,7 @@ __all__ = [
     "WindowGeometry",
     "as_pair",
     "ceil_div",
+    "check_padding_mode",
     "conv_geometry",
     "conv_output_size",
     "conv_transpose_output_size",

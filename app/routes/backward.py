@@ -103,7 +103,9 @@ def backward_payload(request: BackwardRequest, settings: Settings) -> dict[str, 
     )
     _, c, h, w = prepared.x.shape
     kernel = prepared.weight.shape[2:]
-    counts = overlap_count((h, w), kernel, prepared.stride, prepared.padding, prepared.dilation)
+    counts = overlap_count(
+        (h, w), kernel, prepared.stride, prepared.padding, prepared.dilation, prepared.padding_mode
+    )
     overlap_png, _, _, _ = map_png(counts.astype(np.float32))
     _, _, uh, uw = upstream.shape
     payload = {

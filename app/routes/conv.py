@@ -181,6 +181,9 @@ def get_conv_png(
     padding: str = Query(
         default="0", max_length=40, description="int, 'h,w', 't,b,l,r', valid, same or full"
     ),
+    padding_mode: str = Query(
+        default="zeros", max_length=12, description="zeros, reflect, replicate or circular"
+    ),
     dilation: str = Query(default="1", max_length=40),
     groups: int = Query(default=1),
     activation: str = Query(default="none", max_length=8),
@@ -204,6 +207,7 @@ def get_conv_png(
         "max_side": max_side,
         "stride": _split(stride),
         "padding": _split(padding),
+        "padding_mode": padding_mode,
         "dilation": _split(dilation),
         "groups": groups,
         "activation": activation,

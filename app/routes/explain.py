@@ -16,7 +16,7 @@ from app.schemas import ExplainRequest, ExplainResponse
 from app.settings import Settings, SettingsDep
 from core.activations import relu
 from core.conv import conv2d
-from core.im2col import pad_input
+from core.im2col import border_index, pad_input
 from core.shapes import conv_geometry
 
 router = APIRouter(prefix="/api", tags=["explain"])
@@ -59,7 +59,15 @@ def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, An
     input_rows = [r - top for r in rows]
     input_cols = [c - left for c in cols]
     in_padding = [[not (0 <= r < h and 0 <= c < w) for c in input_cols] for r in input_rows]
-    padded = pad_input(prepared.x, geometry.padding)
+    mode = geometry.padding_mode
+    padded = pad_input(prepared.x, geometry.padding, padding_mode=mode)
+    # the input row/column each tap reads (a border tap copies one unless the padding is zeros)
+    if mode == "zeros":
+        source_rows = [r if 0 <= r < h else None for r in input_rows]
+        source_cols = [c if 0 <= c < w else None for c in input_cols]
+    else:
+        source_rows = border_index(h, geometry.padding.top, geometry.padding.bottom, mode)[rows].tolist()
+        source_cols = border_index(w, geometry.padding.left, geometry.padding.right, mode)[cols].tolist()
     win = padded[0][np.ix_(channels, rows, cols)]
     kernel = weight[f]
     products = win * kernel
@@ -79,6 +87,9 @@ def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, An
             "input_rows": input_rows,
             "input_cols": input_cols,
             "in_padding": in_padding,
+            "source_rows": source_rows,
+            "source_cols": source_cols,
+            "padding_mode": mode,
         },
         "window": arr(win),
         "kernel": arr(kernel),

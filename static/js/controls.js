@@ -71,7 +71,7 @@ export function bindControls(doc, app) {
   }
 
   // ---- selects and radios
-  const selects = { pad: String, act: String, pool: String, target: String };
+  const selects = { pad: String, pm: String, act: String, pool: String, target: String };
   for (const [id, cast] of Object.entries(selects)) {
     $(id).addEventListener('change', () => {
       app.markInput();

@@ -178,8 +178,19 @@ export function pytorchCode(request, padding) {
     `b = torch.tensor(${pyList(request.bias)})  # (F,)`,
   ];
   const symmetric = top === bottom && left === right;
+  const mode = request.padding_mode || 'zeros';
+  const padded = top || bottom || left || right;
   let padArg = `padding=(${top}, ${left}), `;
-  if (!symmetric) {
+  if (mode !== 'zeros' && padded) {
+    // F.pad fills the border as nn.Conv2d(..., padding_mode=mode) does, then the convolution pads nothing
+    if (symmetric) {
+      lines.push(`# = nn.Conv2d(..., padding=(${top}, ${left}), padding_mode='${mode}')`);
+    }
+    lines.push(
+      `x = F.pad(x, (${left}, ${right}, ${top}, ${bottom}), mode='${mode}')  # (left, right, top, bottom)`,
+    );
+    padArg = '';
+  } else if (!symmetric) {
     lines.push(`x = F.pad(x, (${left}, ${right}, ${top}, ${bottom}))  # (left, right, top, bottom)`);
     padArg = '';
   } else if (top === 0 && left === 0) {

@@ -2,9 +2,12 @@
 // rendering functions. Events are bound in controls.js only; nothing here is a global.
 import { ApiError, Superseded, createApi } from './api.js';
 import { bindControls } from './controls.js';
+import { mountAlgorithms } from './algorithms_view.js';
+import { installAnimationDownload } from './animation_download.js';
 import { installDownloads } from './downloads.js';
 import { pytorchCode } from './export.js';
 import { describeChanges, fitToInput, kernelSize } from './fit.js';
+import { borderIndex, borderLegend, borderProblem } from './render/border.js';
 import { installFollowers } from './followers.js';
 import { filterWeights, refitFlat } from './kernels.js';
 import { el, loadImage } from './render/common.js';
@@ -191,6 +194,7 @@ function createApp(doc) {
     try {
       app.geometry = convGeometry([1, channelCount(s), ...size], [s.k.length, cg, s.kh, s.kw],
         [s.sh, s.sw], paddingSpec(s), [s.dh, s.dw], s.groups).window;
+      borderProblem(s.pm, app.geometry.padding, size);
     } catch (error) {
       app.geometry = null;
       message = error.message;
@@ -326,6 +330,7 @@ function createApp(doc) {
       bias: s.b.slice(),
       stride: [s.sh, s.sw],
       padding: paddingSpec(s),
+      padding_mode: s.pm,
       dilation: [s.dh, s.dw],
       groups: s.groups,
       activation: s.act,
@@ -506,7 +511,8 @@ function createApp(doc) {
       performance.measure('convlens:slider-to-map', 'convlens:input');
       app.inputMarked = false;
     }
-    drawInput($('input-canvas'), image, geometry);
+    drawInput($('input-canvas'), image, geometry, s.pm);
+    $('pad-legend').textContent = borderLegend(s.pm);
     $('maps-shape').textContent = answer.conv.shape.join(' × ');
     $('pooled-shape').textContent = answer.pool ? `${answer.pool.mode} ${answer.pool.shape.join(' × ')}` : '';
     const [ur, uc] = geometry.uncovered;
@@ -598,8 +604,15 @@ function createApp(doc) {
     const p = app.geometry.padding;
     const [r, c] = cell;
     const inside = r >= p.top && r < p.top + app.geometry.height && c >= p.left && c < p.left + app.geometry.width;
+    const g = app.geometry;
+    const mode = app.state.pm;
+    const sr = borderIndex(g.height, p.top, p.bottom, mode)[r];
+    const sc = borderIndex(g.width, p.left, p.right, mode)[c];
+    const what = inside
+      ? ` = input (${r - p.top}, ${c - p.left})`
+      : mode === 'zeros' ? ' is padding (0)' : ` is ${mode} padding, a copy of input (${sr}, ${sc})`;
     $('input-hover').textContent =
-      `padded (${r}, ${c})${inside ? ` = input (${r - p.top}, ${c - p.left})` : ' is padding'}: read by ` +
+      `padded (${r}, ${c})${what}: read by ` +
       `${fed.rows.length * fed.cols.length} output position(s) per filter (overlap count)` +
       (fed.rows.length ? `, rows ${fed.rows[0]}–${fed.rows.at(-1)}, columns ${fed.cols[0] ?? '–'}–${fed.cols.at(-1) ?? '–'}` : '') +
       (app.inputPinned ? ' (pinned: tap it again or press Esc to release)' : '');
@@ -742,6 +755,8 @@ function createApp(doc) {
     ctx.strokeStyle = '#ff3df2';
     ctx.strokeRect(x - 1, y - 1, Math.max(zoom, 3) + 2, Math.max(zoom, 3) + 2);
   };
+  mountAlgorithms($('algorithms'), api, () => (app.geometry ? app.convBody() : null));
+  installAnimationDownload(doc, () => (app.geometry ? app.convBody() : null), status);
 
   /** Load limits, presets and the image info, then draw the opening view. */
   app.start = async () => {

@@ -34,6 +34,8 @@ export const PROPERTIES = [
   { key: 'pb', type: 'int', def: 0, min: 0, max: 10, label: 'padding bottom' },
   { key: 'pl', type: 'int', def: 0, min: 0, max: 10, label: 'padding left' },
   { key: 'pr', type: 'int', def: 0, min: 0, max: 10, label: 'padding right' },
+  // border mode (PyTorch's padding_mode)
+  { key: 'pm', type: 'enum', values: ['zeros', 'reflect', 'replicate', 'circular'], def: 'zeros' },
   { key: 'groups', type: 'int', def: 1, min: 1, max: 8, label: 'groups' },
   { key: 'act', type: 'enum', values: ['none', 'relu'], def: 'none' },
   // filters: one preset name per filter ('custom' = the weights in `w`), one bias per filter

@@ -1,5 +1,6 @@
 // The input with its padding drawn distinctly, the rows/columns no window reaches greyed, and (on an overlay)
 // the receptive field of the selected output pixel with every dilated tap as its own cell.
+import { drawBorder } from './border.js';
 import { sizeCanvas } from './common.js';
 
 /**
@@ -18,8 +19,9 @@ export function inputScale(padded, target = 380) {
  * @param {HTMLCanvasElement} canvas
  * @param {HTMLImageElement} image   the input PNG (W × H)
  * @param {Object} geometry  window geometry from shapes.js (padding, padded, uncovered)
+ * @param {string} [mode]  padding_mode: 'zeros' hatches the padding; the others draw the copied pixels, tinted
  */
-export function drawInput(canvas, image, geometry) {
+export function drawInput(canvas, image, geometry, mode = 'zeros') {
   const [ph, pw] = geometry.padded;
   const { cell, display } = inputScale(geometry.padded);
   sizeCanvas(canvas, pw * cell, ph * cell, pw * display, ph * display);
@@ -41,6 +43,7 @@ export function drawInput(canvas, image, geometry) {
   ctx.restore();
   const { top, left } = geometry.padding;
   ctx.drawImage(image, left * cell, top * cell, geometry.width * cell, geometry.height * cell);
+  if (mode !== 'zeros') drawBorder(ctx, image, geometry, mode, cell);
   // grey the trailing rows / columns that no window reaches
   const [ur, uc] = geometry.uncovered;
   ctx.fillStyle = 'rgba(150, 150, 150, 0.75)';
