@@ -133,7 +133,12 @@ def mnist_set(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
 
 def store_for(settings: Settings) -> UploadStore:
     """The upload store configured by ``settings``."""
-    return UploadStore(settings.store_dir, settings.store_max_bytes, settings.store_retention_seconds)
+    return UploadStore(
+        settings.store_dir,
+        settings.store_max_bytes,
+        settings.store_retention_seconds,
+        read_only=settings.store_read_only,
+    )
 
 
 def _mnist_index(image_id: str, settings: Settings) -> int | None:

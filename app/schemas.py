@@ -373,6 +373,11 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    problems: list[str] = Field(description="One sentence per reason the service is not ready.")
+
+
 class KernelInfo(BaseModel):
     name: str
     description: str

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.errors import ApiError
 from app.main import create_app
 from app.settings import Settings
 from app.store import StoreCorrupt, StoreFull, UnknownImage, UploadStore
@@ -53,8 +54,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk died")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ApiError) as raised:  # an I/O error is a 503 with a sentence, never a 500
         store.save(png_of(2))
+    assert raised.value.status_code == 503 and "could not store" in raised.value.message
     assert files(tmp_path) == []
 
 
