@@ -200,13 +200,15 @@ def image_info(image_id: str, settings: Settings) -> ImageInfo:
         )
     if is_upload_id(image_id):
         image = load_pil(image_id, settings)
-        meta = _upload_meta(image_id, image)
+        meta = _upload_meta(image_id, image, store_for(settings).read_info(image_id))
         return meta
     raise UnknownImage(image_id)
 
 
-def _upload_meta(image_id: str, image: Image.Image) -> ImageInfo:
-    ow, oh = original_size_of(image)
+def _upload_meta(image_id: str, image: Image.Image, info: dict[str, int] | None) -> ImageInfo:
+    ow, oh = original_size_of(image)  # stores written before the <id>.json sidecar kept it in the PNG
+    if info and info.get("original_width", 0) > 0 and info.get("original_height", 0) > 0:
+        ow, oh = info["original_width"], info["original_height"]
     return ImageInfo(
         image_id,
         "upload",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -45,6 +46,9 @@ log = logging.getLogger("convlens.store")
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 SUFFIX = ".png"
+INFO_SUFFIX = ".json"
+"""``<id>.json`` beside ``<id>.png``: facts about the upload that are not pixels (its size before
+downscaling), so the PNG itself carries no metadata. Optional: without it the PNG's size is reported."""
 TEMP_PREFIX = ".tmp-"
 ORPHAN_MIN_AGE_SECONDS = 5.0
 """An unlocked temporary file younger than this may be one a writer has just created and not locked yet."""
@@ -221,8 +225,10 @@ class UploadStore:
 
     # ------------------------------------------------------------------ writing
 
-    def save(self, data: bytes) -> SaveResult:
-        """Store ``data`` (PNG bytes) under its SHA-256, atomically.
+    def save(self, data: bytes, info: dict[str, int] | None = None) -> SaveResult:
+        """Store ``data`` (PNG bytes) under its SHA-256, atomically, with ``info`` in ``<id>.json``.
+
+        The first upload's ``info`` is kept (the same pixels can come from different originals).
 
         Returns
         -------
@@ -262,8 +268,39 @@ class UploadStore:
         except OSError as exc:
             log.error("cannot store %s: %s", final.name, exc)
             raise write_error(exc) from None
+        if info is not None:
+            self._save_info(image_id, info)
         self.touch(image_id)
         return SaveResult(image_id, created=created)
+
+    def _save_info(self, image_id: str, info: dict[str, int]) -> None:
+        """Write ``<id>.json`` unless a valid one exists (best effort: it is only a convenience)."""
+        if self.read_info(image_id) is not None:
+            return
+        path = self.root / f"{image_id}{INFO_SUFFIX}"
+        try:
+            _remove_entry(path)  # a corrupt one, or something else in the way
+            tmp = self._write_temp(json.dumps(info, sort_keys=True).encode())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # a concurrent upload of the same pixels wrote it first
+            finally:
+                _unlink_quietly(tmp)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+    def read_info(self, image_id: str) -> dict[str, int] | None:
+        """The ``info`` saved with ``image_id`` (only integer values), or None when there is none."""
+        path = self.path_for(image_id).with_suffix(INFO_SUFFIX)
+        try:
+            raw = _read_regular(path, limit=4096)
+            value = json.loads(raw)
+        except (OSError, _NotRegular, ValueError, RecursionError):
+            return None
+        if not isinstance(value, dict):
+            return None
+        return {k: v for k, v in value.items() if isinstance(k, str) and type(v) is int}
 
     def _publish(self, data: bytes, final: Path, image_id: str) -> bool:
         """Write ``data`` to a temporary file and link it to ``final``; True when this call created it."""
@@ -407,6 +444,7 @@ class UploadStore:
                 break  # sorted by mtime: everything after this is newer still
             log.info("evicting %s (last used %.0f s ago)", path.name, time.time() - mtime)
             _unlink_quietly(path)
+            _unlink_quietly(path.with_suffix(INFO_SUFFIX))
             total -= size
         if total + incoming > self.max_bytes:
             raise StoreFull(incoming, self.max_bytes, self.retention_seconds)
@@ -416,10 +454,11 @@ class _NotRegular(Exception):
     """The path is a symlink, folder, FIFO, socket or device."""
 
 
-def _read_regular(path: Path, touch: bool = False) -> bytes:
+def _read_regular(path: Path, touch: bool = False, limit: int = -1) -> bytes:
     """The bytes of ``path`` if it is a regular file (never following a symlink, never blocking on a FIFO).
 
-    With ``touch``, the file's times are refreshed through the open descriptor (best effort).
+    With ``touch``, the file's times are refreshed through the open descriptor (best effort); ``limit``
+    caps the bytes read.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -431,7 +470,7 @@ def _read_regular(path: Path, touch: bool = False) -> bytes:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _NotRegular
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read()
+            data = handle.read(limit)
         if touch:
             try:
                 os.utime(fd)

@@ -108,7 +108,8 @@ def test_twenty_parallel_http_uploads(client, settings):
         t.join()
     assert len(set(ids)) == 1
     assert sorted(statuses) == [200] * 19 + [201]
-    assert files(settings.store_dir) == [f"{ids[0]}.png"]
+    # the PNG and its sidecar (the size before downscaling), once each
+    assert files(settings.store_dir) == [f"{ids[0]}.json", f"{ids[0]}.png"]
 
 
 def test_corrupt_file_is_reported_not_served(client, settings):
@@ -172,12 +173,14 @@ def test_full_store_is_507_over_http(tmp_path):
     with TestClient(create_app(settings)) as client:
         for blob in blobs[:2]:
             assert client.post("/api/images", files={"file": ("a.png", blob, "image/png")}).status_code == 201
+        for sidecar in tmp_path.glob("*.json"):
+            sidecar.unlink()  # not counted toward the limit; this test is about the PNGs
         response = client.post("/api/images", files={"file": ("c.png", blobs[2], "image/png")})
         assert response.status_code == 507
         assert "full" in response.json()["detail"]
         # an image already stored is still accepted (no new bytes needed)
         assert client.post("/api/images", files={"file": ("a.png", blobs[0], "image/png")}).status_code == 200
-    assert len(files(tmp_path)) == 2
+    assert len([name for name in files(tmp_path) if name.endswith(".png")]) == 2
 
 
 def test_restart_keeps_uploads(tmp_path):

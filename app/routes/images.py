@@ -129,7 +129,8 @@ async def upload_image(request: Request, settings: SettingsDep) -> Response:
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, f"the image is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
     image = await run_in_threadpool(normalise_upload, data, settings.max_side, settings.max_pixels)
-    saved = await run_in_threadpool(store_for(settings).save, image.png)
+    original = {"original_width": image.original_width, "original_height": image.original_height}
+    saved = await run_in_threadpool(store_for(settings).save, image.png, original)
     payload = {
         "id": saved.image_id,
         "width": image.width,
