@@ -136,9 +136,9 @@ class _BodyTooLarge(BaseException):  # noqa: N818 - not an Exception, so FastAPI
 class StartupCheckMiddleware:
     """Refuse to start (one log line, then uvicorn exits) when ``check()`` returns a sentence.
 
-    It answers the ASGI ``lifespan.startup`` event itself after the app's own start-up, so the reason is
+    It answers the ASGI ``lifespan.startup`` event itself, before the app's own start-up, so the reason is
     logged by uvicorn as one error line instead of a traceback, and ``--workers`` stops instead of
-    restarting the workers for ever. Also removes the upload store's orphaned temporary files.
+    restarting the workers for ever. (The check also removes the store's orphaned temporary files.)
 
     Parameters
     ----------
@@ -155,17 +155,26 @@ class StartupCheckMiddleware:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
-
-        async def checked_send(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
+        pending: Message | None = await receive()
+        if pending["type"] == "lifespan.startup":
+            try:
                 problem = self.check()
-                if problem:
-                    line = f"convlens cannot start: {problem}"
-                    await send({"type": "lifespan.startup.failed", "message": line})
-                    return
-            await send(message)
+            except Exception as exc:  # a check that cannot even run is a reason not to start
+                problem = f"the start-up check failed: {type(exc).__name__}: {exc}"
+            if problem:
+                # answered before the app's own lifespan starts, so nothing is left waiting (no traceback)
+                line = f"convlens cannot start: {problem}"
+                await send({"type": "lifespan.startup.failed", "message": line})
+                return
 
-        await self.app(scope, receive, checked_send)
+        async def replay() -> Message:
+            nonlocal pending
+            if pending is not None:
+                message, pending = pending, None
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 INTERNAL_ERROR = (

@@ -37,7 +37,11 @@ def store_problem(settings: Settings, min_free: int = 0) -> str | None:
     store = store_for(settings)
     root = Path(settings.store_dir)
     if settings.store_read_only:
-        if not root.is_dir():
+        try:
+            is_dir = root.is_dir()
+        except OSError as exc:
+            return f"the upload store {root} (CONVLENS_STORE_DIR) cannot be reached: {exc.strerror}"
+        if not is_dir:
             return f"the upload store {root} (CONVLENS_STORE_DIR) is not a directory"
         if not os.access(root, os.R_OK | os.X_OK):
             return f"the upload store {root} (CONVLENS_STORE_DIR) cannot be read by uid {os.getuid()}"
@@ -53,9 +57,9 @@ def store_problem(settings: Settings, min_free: int = 0) -> str | None:
             return f"the disk that holds the upload store {root} is full ({free} bytes free)"
         return None
     return (
-        f"the upload store (CONVLENS_STORE_DIR) cannot be used: {reason} for uid {os.getuid()} gid "
-        f"{os.getgid()}; give that user a writable directory (e.g. chown 10001:10001 on a bind mount) or "
-        "set CONVLENS_STORE_READ_ONLY=1 to serve the stored images without uploads"
+        f"the upload store (CONVLENS_STORE_DIR) cannot be used: {reason}, running as uid {os.getuid()} "
+        f"gid {os.getgid()}; make it a directory that user can write (e.g. chown 10001:10001 on a bind "
+        "mount) or set CONVLENS_STORE_READ_ONLY=1 to serve the stored images without uploads"
     )
 
 

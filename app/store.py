@@ -359,9 +359,9 @@ class UploadStore:
 
         Creates the folder if it is missing.
         """
-        if self.root.exists() and not self.root.is_dir():
-            return f"{self.root} exists but is not a directory"
         try:
+            if self.root.exists() and not self.root.is_dir():
+                return f"{self.root} exists but is not a directory"
             self.root.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX + "probe-", dir=self.root)
             os.close(fd)

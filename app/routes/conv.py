@@ -156,14 +156,19 @@ QUERY_NAMES = {
 """Fields of ``ConvRequest`` whose query parameter has another name."""
 
 
-def query_name(loc: list[Any] | tuple[Any, ...]) -> str:
+def query_name(loc: list[Any] | tuple[Any, ...], message: str = "") -> str:
     """The query parameter an error location of ``ConvRequest`` is about.
 
-    ``("pool", "stride")`` → ``"pool_stride"``, ``("weight", 0, 1)`` → ``"weight"``.
+    ``("pool", "stride")`` → ``"pool_stride"``, ``("weight", 0, 1)`` → ``"weight"``; an error about the
+    whole ``("pool",)`` is put on the pool parameter its sentence names.
     """
     parts = [str(p) for p in loc if p != "body"]
     if not parts:
         return "weight"
+    if parts == ["pool"]:
+        for word, name in (("padding", "pool_padding"), ("stride", "pool_stride"), ("kernel", "pool_kernel")):
+            if word in message.lower():
+                return name
     return QUERY_NAMES.get((parts[0], parts[1]) if len(parts) > 1 else (parts[0], ""), parts[0])
 
 
@@ -264,7 +269,7 @@ def get_conv_png(
         request = ConvRequest.model_validate(fields)
     except ValidationError as exc:
         detail = [
-            {"loc": ["query", query_name(e["loc"])], "msg": e["msg"], "type": e["type"]}
+            {"loc": ["query", query_name(e["loc"], e["msg"])], "msg": e["msg"], "type": e["type"]}
             for e in exc.errors()[:MAX_REPORTED_ERRORS]
         ]
         return OrjsonResponse({"detail": detail}, status_code=422)
@@ -282,7 +287,7 @@ def _query_errors() -> Iterator[None]:
     except QueryError:
         raise
     except BodyError as exc:
-        raise QueryError(query_name(exc.loc[1:]), exc.message) from None
+        raise QueryError(query_name(exc.loc[1:], exc.message), exc.message) from None
     except ValueError as exc:
         message = str(exc) or exc.__class__.__name__
         raise QueryError(field_for(message), message) from None
