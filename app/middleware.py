@@ -155,8 +155,9 @@ class StartupCheckMiddleware:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
-        pending: Message | None = await receive()
-        if pending["type"] == "lifespan.startup":
+        first = await receive()
+        pending: Message | None = first
+        if first["type"] == "lifespan.startup":
             try:
                 problem = self.check()
             except Exception as exc:  # a check that cannot even run is a reason not to start
