@@ -461,3 +461,16 @@ def test_http_client_errors_never_reset_the_connection(live):
             response = client.get("/api/conv.png", params={"image": "mnist:0", "stride": "--5"})
             assert response.status_code == 422
         assert client.get("/healthz").status_code == 200
+
+
+def test_missing_data_files_are_a_reason_not_to_start(monkeypatch, tmp_path):
+    """A bare wheel (app/ and core/ without data/, templates/, static/) is refused, not half served."""
+    import app.readiness as readiness
+    from app.settings import Settings
+
+    settings = Settings(store_dir=tmp_path / "uploads")
+    assert readiness.startup_problem(settings) is None
+    monkeypatch.setattr(readiness, "REPO_ROOT", tmp_path / "site-packages")
+    problem = readiness.startup_problem(settings)
+    assert problem is not None and "templates/index.html" in problem and "pip install -e ." in problem
+    assert readiness.problems(settings) == [problem]
