@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from app.settings import REPO_ROOT, Settings
-from app.store import UnknownImage, UploadStore, is_upload_id
+from app.store import StoreUnreadable, UnknownImage, UploadStore, is_upload_id
 from app.uploads import downscale, downscaled_size, normalise_mode, original_size_of
 from core.mnist import load_mnist
 
@@ -243,9 +243,13 @@ def load_pil(image_id: str, settings: Settings) -> Image.Image:
         return _sample_image(sample, settings)[0]
     if is_upload_id(image_id):
         data = store_for(settings).read(image_id)
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-            return image if image.mode in ("L", "RGB") else normalise_mode(image)
+        try:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                image.load()
+                return image if image.mode in ("L", "RGB") else normalise_mode(image)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            # e.g. a PNG stored by a version that kept a huge iCCP chunk: Pillow refuses to decode it
+            raise StoreUnreadable(image_id, exc) from None
     raise UnknownImage(image_id)
 
 

@@ -68,6 +68,17 @@ class StoreCorrupt(ApiError):
         )
 
 
+class StoreUnreadable(ApiError):
+    """A stored file matches its hash but cannot be decoded (stored by an older version): 410 Gone."""
+
+    def __init__(self, image_id: str, exc: Exception) -> None:
+        super().__init__(
+            410,
+            f"stored file for image {image_id} cannot be decoded ({exc}); it was probably stored by an older "
+            "version of convlens — upload the image again (it gets a new id)",
+        )
+
+
 class StoreFull(ApiError):
     """No room for a new upload without deleting recently used ones (507)."""
 

@@ -305,3 +305,22 @@ def test_every_accepted_hostile_colour_image_is_usable_everywhere(client):
         meta = upload(client, data)
         assert_pixels_only(stored(client, meta["id"]))
         every_endpoint_works(client, meta["id"])
+
+
+def test_an_old_stored_png_with_a_huge_icc_chunk_is_410_not_422(live, client, tmp_path):
+    """What the previous version stored for issue 11's 1.5 MB-profile JPEG: an iCCP chunk Pillow refuses."""
+    import hashlib
+
+    icc = padded_profile(1_500_000)
+    old = encode(Image.new("RGB", (40, 30), "teal"), "PNG", icc_profile=icc)
+    assert "iCCP" in chunk_types(old)
+    image_id = hashlib.sha256(old).hexdigest()
+    store = live.env["CONVLENS_STORE_DIR"]
+    with open(f"{store}/{image_id}.png", "wb") as handle:
+        handle.write(old)
+    for response in (client.get(f"/api/images/{image_id}"),
+                     client.post("/api/conv", json={"image": image_id}),
+                     client.get("/api/conv.png", params={"image": image_id})):
+        assert response.status_code == 410, response.text
+        assert "upload the image again" in response.json()["detail"]
+    assert client.get(f"/api/images/{image_id}.png").content == old  # the bytes are still what was stored
