@@ -104,9 +104,13 @@ def apply_icc(image: Image.Image, icc: bytes | None) -> Image.Image:
 
 
 def apply_gamma(image: Image.Image, gamma: float) -> Image.Image:
-    """Re-encode 8-bit channels from file gamma ``gamma`` to sRGB's 1/2.2 (alpha untouched)."""
-    if not (0.01 <= gamma <= 10.0) or abs(gamma * 2.2 - 1.0) < 0.01 or image.mode not in ("L", "LA", "RGB",
-                                                                                         "RGBA"):
+    """Re-encode 8-bit channels from file gamma ``gamma`` to sRGB's 1/2.2 (alpha untouched).
+
+    Only modes L, LA, RGB and RGBA; a gamma within 1 % of 1/2.2, or outside [0.01, 10], changes nothing.
+    """
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if not 0.01 <= gamma <= 10.0 or abs(gamma * 2.2 - 1.0) < 0.01:
         return image
     exponent = 1.0 / (2.2 * gamma)
     table = [round(255.0 * (v / 255.0) ** exponent) for v in range(256)]
