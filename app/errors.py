@@ -46,6 +46,14 @@ class BodyError(ValueError):
         self.message = message
 
 
+class QueryError(BodyError):
+    """A 422 about one query-string parameter (``loc`` is ``["query", name]``)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(name, message)
+        self.loc = ["query", name]
+
+
 # keyword in core's sentence -> the request field it is about (first match wins)
 _FIELD_HINTS = (
     ("padding_mode", "padding_mode"),

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from app.settings import REPO_ROOT, Settings
-from app.store import UnknownImage, UploadStore, is_upload_id
+from app.store import StoreUnreadable, UnknownImage, UploadStore, is_upload_id
 from app.uploads import downscale, downscaled_size, normalise_mode, original_size_of
 from core.mnist import load_mnist
 
@@ -133,7 +133,12 @@ def mnist_set(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
 
 def store_for(settings: Settings) -> UploadStore:
     """The upload store configured by ``settings``."""
-    return UploadStore(settings.store_dir, settings.store_max_bytes, settings.store_retention_seconds)
+    return UploadStore(
+        settings.store_dir,
+        settings.store_max_bytes,
+        settings.store_retention_seconds,
+        read_only=settings.store_read_only,
+    )
 
 
 def _mnist_index(image_id: str, settings: Settings) -> int | None:
@@ -195,13 +200,15 @@ def image_info(image_id: str, settings: Settings) -> ImageInfo:
         )
     if is_upload_id(image_id):
         image = load_pil(image_id, settings)
-        meta = _upload_meta(image_id, image)
+        meta = _upload_meta(image_id, image, store_for(settings).read_info(image_id))
         return meta
     raise UnknownImage(image_id)
 
 
-def _upload_meta(image_id: str, image: Image.Image) -> ImageInfo:
-    ow, oh = original_size_of(image)
+def _upload_meta(image_id: str, image: Image.Image, info: dict[str, int] | None) -> ImageInfo:
+    ow, oh = original_size_of(image)  # stores written before the <id>.json sidecar kept it in the PNG
+    if info and info.get("original_width", 0) > 0 and info.get("original_height", 0) > 0:
+        ow, oh = info["original_width"], info["original_height"]
     return ImageInfo(
         image_id,
         "upload",
@@ -236,9 +243,13 @@ def load_pil(image_id: str, settings: Settings) -> Image.Image:
         return _sample_image(sample, settings)[0]
     if is_upload_id(image_id):
         data = store_for(settings).read(image_id)
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-            return image if image.mode in ("L", "RGB") else normalise_mode(image)
+        try:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                image.load()
+                return image if image.mode in ("L", "RGB") else normalise_mode(image)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            # e.g. a PNG stored by a version that kept a huge iCCP chunk: Pillow refuses to decode it
+            raise StoreUnreadable(image_id, exc) from None
     raise UnknownImage(image_id)
 
 

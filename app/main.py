@@ -16,7 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app.errors import install_handlers
-from app.middleware import JsonBodyLimitMiddleware, SecurityHeadersMiddleware
+from app.middleware import (
+    CatchAllMiddleware,
+    JsonBodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    StartupCheckMiddleware,
+)
+from app.readiness import startup_problem
 from app.settings import REPO_ROOT, Settings, get_settings
 
 log = logging.getLogger("convlens")
@@ -60,7 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="convlens", version="0.1.0", description=DESCRIPTION, redoc_url=None)
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
+    # outermost last: CORS → security headers → catch-all 500 → start-up check → JSON body limit → app
     app.add_middleware(JsonBodyLimitMiddleware, limit=active.max_json_bytes)
+    app.add_middleware(StartupCheckMiddleware, check=lambda: start_up(active))
+    app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     if active.cors_origin_list:
         app.add_middleware(
@@ -85,6 +94,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")
     document_body_errors(app)
     return app
+
+
+def start_up(settings: Settings) -> str | None:
+    """The start-up check: the reason not to start, or None after removing the store's crash leftovers."""
+    problem = startup_problem(settings)
+    if problem is None and not settings.store_read_only:
+        from app.image_source import store_for
+
+        store_for(settings).remove_orphans()
+    return problem
 
 
 def document_body_errors(app: FastAPI) -> None:

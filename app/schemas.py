@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     field_validator,
     model_validator,
@@ -97,11 +98,11 @@ WeightSpec = Annotated[
 
 
 Pair = Field(min_length=2, max_length=2, description="(height, width)")
-StrideInt = Annotated[int, Field(ge=1, le=MAX_STRIDE)]
+StrideInt = Annotated[int, Strict(), Field(ge=1, le=MAX_STRIDE)]
 Stride = StrideInt | Annotated[list[StrideInt], Pair]
-DilationInt = Annotated[int, Field(ge=1, le=MAX_DILATION)]
+DilationInt = Annotated[int, Strict(), Field(ge=1, le=MAX_DILATION)]
 Dilation = DilationInt | Annotated[list[DilationInt], Pair]
-PadInt = Annotated[int, Field(ge=0, le=MAX_PADDING)]
+PadInt = Annotated[int, Strict(), Field(ge=0, le=MAX_PADDING)]
 
 
 def _padding_form(value: Any) -> Any:
@@ -123,15 +124,15 @@ Padding = Annotated[
     BeforeValidator(_padding_form),
 ]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
-PoolSizeInt = Annotated[int, Field(ge=1, le=MAX_POOL_KERNEL)]
+PoolSizeInt = Annotated[int, Strict(), Field(ge=1, le=MAX_POOL_KERNEL)]
 PoolSize = PoolSizeInt | Annotated[list[PoolSizeInt], Pair]
-PoolStrideInt = Annotated[int, Field(ge=1, le=MAX_POOL_STRIDE)]
+PoolStrideInt = Annotated[int, Strict(), Field(ge=1, le=MAX_POOL_STRIDE)]
 PoolStride = PoolStrideInt | Annotated[list[PoolStrideInt], Pair]
-PoolPadInt = Annotated[int, Field(ge=0, le=MAX_POOL_PADDING)]
+PoolPadInt = Annotated[int, Strict(), Field(ge=0, le=MAX_POOL_PADDING)]
 PoolPad = PoolPadInt | Annotated[list[PoolPadInt], Pair]
-OutputPadInt = Annotated[int, Field(ge=0, le=MAX_STRIDE - 1)]
+OutputPadInt = Annotated[int, Strict(), Field(ge=0, le=MAX_STRIDE - 1)]
 OutputPad = OutputPadInt | Annotated[list[OutputPadInt], Pair]
-Coord = Annotated[int, Field(ge=0, le=MAX_COORD)]
+Coord = Annotated[int, Strict(), Field(ge=0, le=MAX_COORD)]
 
 
 def as_tuple(value: Any) -> Any:
@@ -191,7 +192,7 @@ class ConvRequest(BaseModel):
     color: Literal["gray", "rgb"] = Field(
         default="gray", description="gray = Pillow 'L' / 255 (1 channel); rgb = R, G, B / 255 (3 channels)."
     )
-    max_side: Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE)] | None = Field(
+    max_side: Annotated[int, Strict(), Field(ge=MIN_SIDE, le=MAX_SIDE)] | None = Field(
         default=None, description="Downscale (Lanczos, aspect kept) so the longer side is at most this."
     )
     weight: WeightSpec = Field(
@@ -212,7 +213,7 @@ class ConvRequest(BaseModel):
         "around; padding at most the image).",
     )
     dilation: Dilation = 1
-    groups: Annotated[int, Field(ge=1, le=MAX_GROUPS)] = 1
+    groups: Annotated[int, Strict(), Field(ge=1, le=MAX_GROUPS)] = 1
     activation: Literal["none", "relu"] = "none"
     pool: PoolSpec | None = None
     values: bool = Field(default=False, description="Include exact values (maps up to 64×64).")
@@ -260,7 +261,8 @@ class Im2colRequest(ConvRequest):
         default=False, description="Include the (k, i, j) index arrays (small matrices only)."
     )
     columns: (
-        Annotated[list[Annotated[int, Field(ge=0, le=10**7)]], Field(min_length=2, max_length=2)] | None
+        Annotated[list[Annotated[int, Strict(), Field(ge=0, le=10**7)]], Field(min_length=2, max_length=2)]
+        | None
     ) = Field(default=None, description="[start, stop): exact values of these columns.")
 
 
@@ -273,7 +275,7 @@ class Upstream(BaseModel):
     position: Annotated[list[Coord], Field(min_length=3, max_length=3)] | None = Field(
         default=None, description="(f, y, x) of the one-hot (kind 'onehot')."
     )
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    seed: Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)] = 0
 
     @model_validator(mode="after")
     def _position_for_onehot(self) -> Upstream:
@@ -313,12 +315,14 @@ class TransposeRequest(BaseModel):
     ) = None
     stride: Stride = 1
     padding: (
-        Annotated[int, Field(ge=0, le=MAX_PADDING)]
-        | Annotated[list[Annotated[int, Field(ge=0, le=MAX_PADDING)]], Field(min_length=2, max_length=2)]
+        Annotated[int, Strict(), Field(ge=0, le=MAX_PADDING)]
+        | Annotated[
+            list[Annotated[int, Strict(), Field(ge=0, le=MAX_PADDING)]], Field(min_length=2, max_length=2)
+        ]
     ) = 0
     output_padding: OutputPad = 0
     dilation: Dilation = 1
-    groups: Annotated[int, Field(ge=1, le=MAX_TRANSPOSE_CHANNELS)] = 1
+    groups: Annotated[int, Strict(), Field(ge=1, le=MAX_TRANSPOSE_CHANNELS)] = 1
 
     @field_validator("x", "weight")
     @classmethod
@@ -327,9 +331,9 @@ class TransposeRequest(BaseModel):
         return value
 
 
-BigInt = Annotated[int, Field(ge=1, le=MAX_SHAPE_SIZE)]
+BigInt = Annotated[int, Strict(), Field(ge=1, le=MAX_SHAPE_SIZE)]
 BigPair = BigInt | Annotated[list[BigInt], Field(min_length=2, max_length=2)]
-BigPad = Annotated[int, Field(ge=0, le=MAX_SHAPE_SIZE)]
+BigPad = Annotated[int, Strict(), Field(ge=0, le=MAX_SHAPE_SIZE)]
 
 
 class ShapeRequest(BaseModel):
@@ -378,6 +382,11 @@ class ValidationErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    problems: list[str] = Field(description="One sentence per reason the service is not ready.")
 
 
 class KernelInfo(BaseModel):

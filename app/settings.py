@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="An upload used within this many seconds is never evicted (the upload is refused with "
         "507 instead).",
     )
+    store_read_only: bool = Field(
+        default=False,
+        description="Serve the images already in the store but accept no new ones (uploads answer 503). "
+        "Without it, a store that cannot be written stops the server at start-up.",
+    )
     response_cache_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=0,

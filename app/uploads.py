@@ -8,12 +8,15 @@ from the content, never from the file name. The steps, in order:
    checked before a single pixel is decoded;
 3. decode the first frame/page (truncated or corrupt data is 400);
 4. apply the EXIF orientation;
-5. normalise the mode: 1-bit, palette, 16-bit, CMYK, YCbCr, LAB ... become ``"L"`` or ``"RGB"``; an
-   alpha channel or palette transparency is composited on white; an RGB image whose three channels
-   are equal is stored as ``"L"``;
-6. downscale with Lanczos so that the longer side is at most ``max_side`` (aspect kept);
-7. encode as PNG with one text chunk, the size before downscaling (deterministic bytes, so the same
-   upload gives the same id).
+5. apply the colour metadata (:mod:`app.colour`): palette and ``tRNS`` transparency become alpha, an
+   ICC profile converts the colours to sRGB, a PNG gamma is applied;
+6. normalise the mode: 1-bit, palette, 16-bit, CMYK, YCbCr, LAB ... become ``"L"`` or ``"RGB"``; an
+   alpha channel is composited on white; an RGB image whose three channels are equal is stored as
+   ``"L"``;
+7. downscale with Lanczos so that the longer side is at most ``max_side`` (aspect kept);
+8. encode as PNG with no metadata at all (only ``IHDR``, ``IDAT``, ``IEND``; deterministic bytes, so
+   the same pixels give the same id). The size before downscaling is kept beside it by the store
+   (``<id>.json``), not in the PNG.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from app.colour import apply_colour_metadata, pixels_only
 from app.errors import ApiError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -222,6 +226,7 @@ def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedI
         image.seek(0)  # first frame of a GIF/WebP animation, first page of a TIFF
         image.load()
         image = ImageOps.exif_transpose(image) or image
+        image = apply_colour_metadata(image)  # tRNS/palette transparency → alpha, ICC/gamma → sRGB
         image = normalise_mode(image)
     except ApiError:
         raise
@@ -243,7 +248,7 @@ def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedI
         raise ApiError(413, f"the image has more than {max_pixels} pixels")
     image = downscale(image, max_side)
     return NormalisedImage(
-        png=encode_png(image, original_size=(original_width, original_height)),
+        png=encode_png(pixels_only(image)),  # pixels only: IHDR, IDAT, IEND
         width=image.width,
         height=image.height,
         channels=1 if image.mode == "L" else 3,

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.errors import ApiError
 from app.main import create_app
 from app.settings import Settings
 from app.store import StoreCorrupt, StoreFull, UnknownImage, UploadStore
@@ -53,8 +54,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk died")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ApiError) as raised:  # an I/O error is a 503 with a sentence, never a 500
         store.save(png_of(2))
+    assert raised.value.status_code == 503 and "could not store" in raised.value.message
     assert files(tmp_path) == []
 
 
@@ -106,7 +108,8 @@ def test_twenty_parallel_http_uploads(client, settings):
         t.join()
     assert len(set(ids)) == 1
     assert sorted(statuses) == [200] * 19 + [201]
-    assert files(settings.store_dir) == [f"{ids[0]}.png"]
+    # the PNG and its sidecar (the size before downscaling), once each
+    assert files(settings.store_dir) == [f"{ids[0]}.json", f"{ids[0]}.png"]
 
 
 def test_corrupt_file_is_reported_not_served(client, settings):
@@ -170,12 +173,14 @@ def test_full_store_is_507_over_http(tmp_path):
     with TestClient(create_app(settings)) as client:
         for blob in blobs[:2]:
             assert client.post("/api/images", files={"file": ("a.png", blob, "image/png")}).status_code == 201
+        for sidecar in tmp_path.glob("*.json"):
+            sidecar.unlink()  # not counted toward the limit; this test is about the PNGs
         response = client.post("/api/images", files={"file": ("c.png", blobs[2], "image/png")})
         assert response.status_code == 507
         assert "full" in response.json()["detail"]
         # an image already stored is still accepted (no new bytes needed)
         assert client.post("/api/images", files={"file": ("a.png", blobs[0], "image/png")}).status_code == 200
-    assert len(files(tmp_path)) == 2
+    assert len([name for name in files(tmp_path) if name.endswith(".png")]) == 2
 
 
 def test_restart_keeps_uploads(tmp_path):

@@ -37,7 +37,7 @@ from app.compute import forward, prepare
 from app.errors import BodyError
 from app.image_source import load_array
 from app.responses import OrjsonResponse
-from app.routes.conv import COMPUTE_ERRORS, _split
+from app.routes.conv import COMPUTE_ERRORS, conv_query, validate_conv_query
 from app.schemas import MAX_TRANSPOSE_SIDE, ConvRequest
 from app.settings import Settings, SettingsDep
 from core.conv import conv_transpose2d
@@ -85,50 +85,6 @@ class Scene:
     output_shape: tuple[int, int]
 
 
-def conv_query(
-    image: str = Query(description="An upload's SHA-256, 'mnist:N' or 'sample:NAME'.", max_length=80),
-    weight: str = Query(default="identity", max_length=20_000, description="As /api/conv.png."),
-    color: str = Query(default="gray", max_length=8),
-    max_side: int | None = Query(default=None),
-    bias: str | None = Query(default=None, max_length=2000),
-    stride: str = Query(default="1", max_length=40),
-    padding: str = Query(default="0", max_length=40),
-    padding_mode: str = Query(default="zeros", max_length=12),
-    dilation: str = Query(default="1", max_length=40),
-    groups: int = Query(default=1),
-    activation: str = Query(default="none", max_length=8),
-    pool: str | None = Query(default=None, max_length=8),
-    pool_kernel: str = Query(default="2", max_length=40),
-    pool_stride: str | None = Query(default=None, max_length=40),
-    pool_padding: str = Query(default="0", max_length=40),
-    ceil_mode: bool = Query(default=False),
-) -> dict[str, Any]:
-    """The fields of ``/api/conv.png``'s query as a ``ConvRequest`` body (validated by the route)."""
-    fields: dict[str, Any] = {
-        "image": image,
-        "weight": _split(weight) if weight.strip().startswith("[") or "," in weight else weight,
-        "color": color,
-        "max_side": max_side,
-        "stride": _split(stride),
-        "padding": _split(padding),
-        "padding_mode": padding_mode,
-        "dilation": _split(dilation),
-        "groups": groups,
-        "activation": activation,
-    }
-    if bias is not None:
-        fields["bias"] = _split(bias) if "," in bias else [bias]
-    if pool:
-        fields["pool"] = {
-            "mode": pool,
-            "kernel_size": _split(pool_kernel),
-            "stride": _split(pool_stride),
-            "padding": _split(pool_padding),
-            "ceil_mode": ceil_mode,
-        }
-    return fields
-
-
 def animation_query(
     kind: str = Query(default="conv", max_length=10, description="conv, pool or transpose"),
     style: str = Query(default="auto", max_length=6, description="auto, grid (conv_arithmetic) or image"),
@@ -159,8 +115,11 @@ def animation_query(
 def _validate(
     fields: dict[str, Any], options: dict[str, Any]
 ) -> tuple[ConvRequest, AnimationOptions] | Response:
+    request = validate_conv_query(fields)
+    if isinstance(request, Response):
+        return request
     try:
-        return ConvRequest.model_validate(fields), AnimationOptions.model_validate(options)
+        return request, AnimationOptions.model_validate(options)
     except ValidationError as exc:
         detail = [
             {"loc": ["query", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import ValidationError
 
 from app.compute import Forward, Prepared, forward, prepare
-from app.errors import BodyError
+from app.errors import MAX_REPORTED_ERRORS, BodyError, QueryError, field_for
 from app.image_source import load_array
 from app.render import data_url, grid_png, image_png
 from app.response_cache import cached_body, elapsed_ms, with_field
@@ -140,34 +143,67 @@ def body_with_timing(body: bytes, timing: dict[str, float]) -> bytes:
 # ------------------------------------------------------------------------------------- GET conv.png
 
 
-def _split(text: str | None) -> Any:
-    """Query text → int, list of ints, list of words or a word (``"2"``, ``"1,2"``, ``"same"``)."""
+_INT = re.compile(r"^-?[0-9]{1,9}$")
+
+QUERY_NAMES = {
+    ("pool", "mode"): "pool",
+    ("pool", "kernel_size"): "pool_kernel",
+    ("pool", "stride"): "pool_stride",
+    ("pool", "padding"): "pool_padding",
+    ("pool", "ceil_mode"): "ceil_mode",
+    ("pool", "count_include_pad"): "pool",
+}
+"""Fields of ``ConvRequest`` whose query parameter has another name."""
+
+
+def query_name(loc: list[Any] | tuple[Any, ...], message: str = "") -> str:
+    """The query parameter an error location of ``ConvRequest`` is about.
+
+    ``("pool", "stride")`` → ``"pool_stride"``, ``("weight", 0, 1)`` → ``"weight"``; an error about the
+    whole ``("pool",)`` is put on the pool parameter its sentence names.
+    """
+    parts = [str(p) for p in loc if p != "body"]
+    if not parts:
+        return "weight"
+    if parts == ["pool"]:
+        for word, name in (("padding", "pool_padding"), ("stride", "pool_stride"), ("kernel", "pool_kernel")):
+            if word in message.lower():
+                return name
+    return QUERY_NAMES.get((parts[0], parts[1]) if len(parts) > 1 else (parts[0], ""), parts[0])
+
+
+def _split(text: str | None, name: str, words: bool = False) -> Any:
+    """Query text → int, list of ints, or (with ``words``) a word or list of words.
+
+    ``"2"`` → 2, ``"1,2"`` → [1, 2], ``"same"`` → "same", ``"[[1, 0], [0, -1]]"`` → the JSON list.
+
+    Raises
+    ------
+    QueryError
+        422 naming ``name`` when the text is none of these (``--5``, a JSON list nested too deep ...).
+    """
     if text is None:
         return None
     text = text.strip()
     if text.startswith("["):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise QueryError(name, f"{name} is a JSON list nested too deeply; at most 4 levels") from None
         except ValueError:
-            return text
+            raise QueryError(name, f"{name} starts with '[' but is not a JSON list") from None
     parts = [p.strip() for p in text.split(",")]
-    if all(p.lstrip("-").isdigit() for p in parts):
+    if all(_INT.match(p) for p in parts):
         numbers = [int(p) for p in parts]
         return numbers[0] if len(numbers) == 1 else numbers
+    if not words:
+        raise QueryError(
+            name, f"{name} must be an integer or comma-separated integers (like 2 or 1,2), got {text[:40]!r}"
+        )
     return parts[0] if len(parts) == 1 else parts
 
 
-@router.get(
-    "/conv.png",
-    response_class=Response,
-    responses={
-        200: {"content": {"image/png": {}}, "description": "The feature maps as one PNG grid."},
-        304: {"description": "Not modified (If-None-Match matched the ETag)."},
-        **COMPUTE_ERRORS,
-    },
-)
-def get_conv_png(
-    settings: SettingsDep,
+def conv_query(
     image: str = Query(description="An upload's SHA-256, 'mnist:N' or 'sample:NAME'.", max_length=80),
     weight: str = Query(
         default="identity",
@@ -192,6 +228,61 @@ def get_conv_png(
     pool_stride: str | None = Query(default=None, max_length=40),
     pool_padding: str = Query(default="0", max_length=40),
     ceil_mode: bool = Query(default=False),
+) -> dict[str, Any]:
+    """The query of ``/api/conv.png`` (and the animations) as the fields of a ``ConvRequest`` body.
+
+    Validated by the route with :func:`validate_conv_query`, so that errors name the query parameter.
+    """
+    fields: dict[str, Any] = {
+        "image": image,
+        "weight": _split(weight, "weight", words=True) if weight.strip().startswith("[") or "," in weight
+        else weight,
+        "color": color,
+        "max_side": max_side,
+        "stride": _split(stride, "stride"),
+        "padding": _split(padding, "padding", words=True),
+        "padding_mode": padding_mode,
+        "dilation": _split(dilation, "dilation"),
+        "groups": groups,
+        "activation": activation,
+    }
+    if bias is not None:
+        fields["bias"] = [part.strip() for part in bias.split(",")]
+    if pool:
+        fields["pool"] = {
+            "mode": pool,
+            "kernel_size": _split(pool_kernel, "pool_kernel"),
+            "stride": _split(pool_stride, "pool_stride"),
+            "padding": _split(pool_padding, "pool_padding"),
+            "ceil_mode": ceil_mode,
+        }
+    return fields
+
+
+def validate_conv_query(fields: dict[str, Any]) -> ConvRequest | OrjsonResponse:
+    """``ConvRequest`` from :func:`conv_query`'s fields, or a 422 whose locations are query parameters."""
+    try:
+        return ConvRequest.model_validate(fields)
+    except ValidationError as exc:
+        detail = [
+            {"loc": ["query", query_name(e["loc"], e["msg"])], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()[:MAX_REPORTED_ERRORS]
+        ]
+        return OrjsonResponse({"detail": detail}, status_code=422)
+
+
+@router.get(
+    "/conv.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The feature maps as one PNG grid."},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **COMPUTE_ERRORS,
+    },
+)
+def get_conv_png(
+    settings: SettingsDep,
+    fields: Annotated[dict[str, Any], Depends(conv_query)],
     stage: str = Query(default="conv", max_length=8, description="conv or pool: which maps to draw"),
     columns: int | None = Query(default=None, ge=1, le=64, description="Maps per row."),
     if_none_match: str | None = Header(default=None),
@@ -200,38 +291,32 @@ def get_conv_png(
 
     Cacheable: the ETag is derived from the normalised parameters and the image id.
     """
-    fields: dict[str, Any] = {
-        "image": image,
-        "weight": _split(weight) if weight.strip().startswith("[") or "," in weight else weight,
-        "color": color,
-        "max_side": max_side,
-        "stride": _split(stride),
-        "padding": _split(padding),
-        "padding_mode": padding_mode,
-        "dilation": _split(dilation),
-        "groups": groups,
-        "activation": activation,
-    }
-    if bias is not None:
-        fields["bias"] = _split(bias) if "," in bias else [bias]
-    if pool:
-        fields["pool"] = {
-            "mode": pool,
-            "kernel_size": _split(pool_kernel),
-            "stride": _split(pool_stride),
-            "padding": _split(pool_padding),
-            "ceil_mode": ceil_mode,
-        }
-    try:
-        request = ConvRequest.model_validate(fields)
-    except ValidationError as exc:
-        detail = [
-            {"loc": ["query", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors()
-        ]
-        return OrjsonResponse({"detail": detail}, status_code=422)
+    request = validate_conv_query(fields)
+    if isinstance(request, OrjsonResponse):
+        return request
     if stage not in ("conv", "pool"):
-        raise BodyError("stage", f"stage must be 'conv' or 'pool', got {stage!r}")
+        raise QueryError("stage", f"stage must be 'conv' or 'pool', got {stage!r}")
+    with _query_errors():
+        return _conv_png(request, stage, columns, if_none_match, settings)
+
+
+@contextlib.contextmanager
+def _query_errors() -> Iterator[None]:
+    """Re-address a 422 about a body field (from ``core`` or a check) to its query parameter."""
+    try:
+        yield
+    except QueryError:
+        raise
+    except BodyError as exc:
+        raise QueryError(query_name(exc.loc[1:], exc.message), exc.message) from None
+    except ValueError as exc:
+        message = str(exc) or exc.__class__.__name__
+        raise QueryError(field_for(message), message) from None
+
+
+def _conv_png(
+    request: ConvRequest, stage: str, columns: int | None, if_none_match: str | None, settings: Settings
+) -> Response:
     load_array(request.image, request.color, request.max_side, settings)  # 404 before anything else
     key = json.dumps([RENDER_VERSION, request.model_dump(mode="json"), stage, columns], sort_keys=True)
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'

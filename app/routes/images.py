@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -73,8 +74,75 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+MAX_FILENAME_BYTES = 255
+"""Longest file name accepted in a part's ``Content-Disposition`` (what common file systems allow)."""
+MAX_PART_HEADER_BYTES = 8 * 1024
+"""Longest header block of one multipart part."""
+MAX_FIELD_BYTES = 64 * 1024
+"""Largest value of a multipart field other than ``file`` (the page sends none)."""
+
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,200})"|([^\s;,"]{1,200}))', re.IGNORECASE)
+_FILENAME = re.compile(rb'filename\*?=("?)(.*?)\1(?:;|\r\n|$)', re.IGNORECASE | re.DOTALL)
+
+
+def check_multipart(content_type: str, body: bytes) -> None:
+    """Name what is wrong with a multipart body before the parser sees it (400 with a sentence).
+
+    Checks: a ``boundary`` parameter, the body opening with it, the closing boundary ``--B--`` being
+    there (a body cut off in transit lacks it), every part's header block ending, and every file name
+    being at most :data:`MAX_FILENAME_BYTES` bytes.
+    """
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise ApiError(
+            400,
+            "the Content-Type multipart/form-data has no boundary parameter; let the browser or HTTP "
+            "library build the multipart body (field 'file')",
+        )
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    first = body.find(delimiter)
+    shown = delimiter.decode("latin-1")
+    if first < 0:
+        raise ApiError(400, f"the multipart body does not contain its boundary {shown!r}")
+    if body.rfind(delimiter + b"--") <= first:
+        raise ApiError(
+            400,
+            f"the multipart body ends without its closing boundary {shown + '--'!r}: "
+            "it was cut off; send the whole body",
+        )
+    for part in body[first + len(delimiter) :].split(b"\r\n" + delimiter):
+        if part.startswith(b"--"):
+            break  # the closing boundary: the epilogue follows
+        end = part.find(b"\r\n\r\n")
+        if end < 0 or end > MAX_PART_HEADER_BYTES:
+            raise ApiError(
+                400,
+                f"a multipart part's headers do not end within {MAX_PART_HEADER_BYTES} bytes (a blank line "
+                "must follow them)",
+            )
+        for found in _FILENAME.finditer(part[:end]):
+            length = len(found.group(2))
+            if length > MAX_FILENAME_BYTES:
+                raise ApiError(
+                    400, f"the file name is {length} bytes long; at most {MAX_FILENAME_BYTES} bytes"
+                )
+
+
+def _parser_sentence(message: str) -> str:
+    """The multipart parser's message as a sentence that says what is allowed."""
+    if "exceeded maximum size" in message:
+        return (
+            f"a multipart field other than 'file' is larger than allowed; at most {MAX_FIELD_BYTES} bytes "
+            "(send the image in the field 'file')"
+        )
+    if "Too many" in message:
+        return f"{message} Send one multipart field 'file' with the image."
+    return f"the multipart body could not be read: {message}"
+
+
 async def _file_field(request: Request, body: bytes) -> bytes:
     """The bytes of the multipart field ``file`` in ``body``."""
+    check_multipart(request.headers.get("content-type", ""), body)
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -86,11 +154,11 @@ async def _file_field(request: Request, body: bytes) -> bytes:
 
     replay = Request(request.scope, receive)
     try:
-        form = await replay.form(max_files=1, max_fields=8)
+        form = await replay.form(max_files=1, max_fields=8, max_part_size=MAX_FIELD_BYTES)
     except StarletteHTTPException as exc:
-        raise ApiError(400, f"the multipart body could not be read: {exc.detail}") from None
+        raise ApiError(400, _parser_sentence(str(exc.detail))) from None
     except Exception as exc:  # python-multipart parse errors
-        raise ApiError(400, f"the multipart body could not be read: {exc}") from None
+        raise ApiError(400, _parser_sentence(str(exc))) from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -129,7 +197,8 @@ async def upload_image(request: Request, settings: SettingsDep) -> Response:
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, f"the image is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
     image = await run_in_threadpool(normalise_upload, data, settings.max_side, settings.max_pixels)
-    saved = await run_in_threadpool(store_for(settings).save, image.png)
+    original = {"original_width": image.original_width, "original_height": image.original_height}
+    saved = await run_in_threadpool(store_for(settings).save, image.png, original)
     payload = {
         "id": saved.image_id,
         "width": image.width,
