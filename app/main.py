@@ -33,6 +33,7 @@ ROUTERS = (
     "backward",
     "transpose",
     "shape",
+    "stack",
 )
 OPTIONAL_ROUTERS = ("network",)  # issue 5; the service runs without it
 

@@ -456,31 +456,51 @@ def forward(layers: Sequence[Layer], params: Params, x: Any) -> Activations:
     return result
 
 
-def _nonzero_span(grad: np.ndarray, axis: int) -> tuple[int, int] | None:
-    """First and last index along ``axis`` (2 = rows, 3 = columns) where ``grad`` is non-zero."""
-    other = 3 if axis == 2 else 2
-    hit = np.flatnonzero(np.any(grad != 0, axis=(0, 1, other)))
-    return None if hit.size == 0 else (int(hit[0]), int(hit[-1]))
+@dataclass(frozen=True)
+class Crop:
+    """A gradient that is zero outside a block: ``values (N, C, rows, cols)`` placed at ``(top, left)``."""
+
+    values: np.ndarray
+    top: int
+    left: int
+
+    def full(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The whole ``shape`` array, zero outside the block."""
+        out = np.zeros(shape, dtype=self.values.dtype)
+        _, _, rows, cols = self.values.shape
+        out[:, :, self.top : self.top + rows, self.left : self.left + cols] = self.values
+        return out
 
 
-def _conv_input_grad(grad: np.ndarray, x: np.ndarray, layer: Conv2d, entry: ConvParams) -> np.ndarray:
-    """``∂L/∂x`` of a convolution, computed by :func:`core.conv.conv2d_backward` on the part that matters.
+def _clip_block(values: np.ndarray, top: int, left: int, size: tuple[int, ...]) -> Crop:
+    """The part of a block at ``(top, left)`` (possibly outside) that lies inside an ``(H, W)`` map."""
+    h, w = size
+    _, _, rows, cols = values.shape
+    a0, a1 = max(top, 0), min(top + rows, h)
+    b0, b1 = max(left, 0), min(left + cols, w)
+    a1, b1 = max(a0, a1), max(b0, b1)
+    return Crop(values[:, :, a0 - top : a1 - top, b0 - left : b1 - left], a0, b0)
 
-    The gradient of one unit is non-zero on a small block of each map, so the backward call runs on the
-    output rows/columns where ``grad`` is non-zero and the (padded) input block they read — the same
-    function, on a crop, which makes the gradient of one unit cheap on a large photo.
-    """
-    rows, cols = _nonzero_span(grad, 2), _nonzero_span(grad, 3)
-    if rows is None or cols is None:
-        return np.zeros_like(x)
-    window = layer_window(layer, x.shape[2:])
+
+def _window_block(crop: Crop, window: Window) -> tuple[int, int, int, int]:
+    """Rows/columns (in the padded input) that the outputs of ``crop`` read: ``top, left, rows, cols``."""
     (sh, sw), (eh, ew) = window.stride, window.effective
-    (y0, y1), (x0, x1) = rows, cols
-    top, left = y0 * sh, x0 * sw  # in padded coordinates
-    height, width = (y1 - y0) * sh + eh, (x1 - x0) * sw + ew
-    block = np.zeros((x.shape[0], x.shape[1], height, width), dtype=x.dtype)  # only its shape is used
+    _, _, rows, cols = crop.values.shape
+    return crop.top * sh, crop.left * sw, (rows - 1) * sh + eh, (cols - 1) * sw + ew
+
+
+def _conv_input_grad(crop: Crop, x: np.ndarray, layer: Conv2d, entry: ConvParams) -> Crop:
+    """``∂L/∂x`` of a convolution by :func:`core.conv.conv2d_backward`, run on the block that matters.
+
+    The outputs in ``crop`` read a block of the padded input; ``conv2d_backward`` on that block (padding 0)
+    gives its gradient, of which the part inside the image is kept. Only ``x``'s shape matters for the
+    input gradient, so the block passed in is zeros.
+    """
+    window = layer_window(layer, x.shape[2:])
+    top, left, rows, cols = _window_block(crop, window)
+    block = np.zeros((x.shape[0], x.shape[1], rows, cols), dtype=x.dtype)
     grad_block, _, _ = conv2d_backward(
-        grad[:, :, y0 : y1 + 1, x0 : x1 + 1],
+        crop.values,
         block,
         entry.weight.astype(x.dtype, copy=False),
         stride=layer.stride,
@@ -488,15 +508,27 @@ def _conv_input_grad(grad: np.ndarray, x: np.ndarray, layer: Conv2d, entry: Conv
         dilation=layer.dilation,
         groups=layer.groups,
     )
-    (pt, pl), (h, w) = window.pad_lo, x.shape[2:]
-    out = np.zeros_like(x)
-    # place the block (padded coordinates) into the unpadded input, dropping what falls in the padding
-    ys, xs = top - pt, left - pl
-    a0, a1 = max(ys, 0), min(ys + height, h)
-    b0, b1 = max(xs, 0), min(xs + width, w)
-    if a0 < a1 and b0 < b1:
-        out[:, :, a0:a1, b0:b1] = grad_block[:, :, a0 - ys : a1 - ys, b0 - xs : b1 - xs]
-    return out
+    (pt, pl) = window.pad_lo
+    return _clip_block(grad_block, top - pt, left - pl, x.shape[2:])
+
+
+def _pool_input_grad(
+    crop: Crop, x: np.ndarray, out_shape: tuple[int, ...], layer: Layer, indices: Any
+) -> Crop:
+    """Pooling's ``*_backward`` on the whole map, the result cut to the block the crop's windows read."""
+    grad_out = crop.full(out_shape)
+    if isinstance(layer, MaxPool2d):
+        grad = max_pool2d_backward(grad_out, x, indices=indices, **_pool_kwargs(layer))
+    else:
+        assert isinstance(layer, AvgPool2d)
+        grad = avg_pool2d_backward(grad_out, x, **_pool_kwargs(layer))
+    window = layer_window(layer, x.shape[2:])
+    top, left, rows, cols = _window_block(crop, window)
+    (pt, pl) = window.pad_lo
+    h, w = x.shape[2:]
+    a0, b0 = min(max(top - pt, 0), h), min(max(left - pl, 0), w)
+    a1, b1 = max(min(top - pt + rows, h), a0), max(min(left - pl + cols, w), b0)
+    return Crop(grad[:, :, a0:a1, b0:b1], a0, b0)
 
 
 def input_gradient(
@@ -511,21 +543,34 @@ def input_gradient(
     Returns
     -------
     ndarray, shape of ``activations.maps[0]``
+
+    Notes
+    -----
+    The gradient is carried as a :class:`Crop`, the block where it can be non-zero (for one unit: its
+    receptive field on each map), so each ``*_backward`` call runs on that block only.
     """
-    grad = grad_out
+    return _backward_crop(layers, params, activations, Crop(np.asarray(grad_out), 0, 0), layer)
+
+
+def _backward_crop(
+    layers: Sequence[Layer], params: Params, activations: Activations, crop: Crop, layer: int
+) -> np.ndarray:
     for index in range(layer, -1, -1):
         current, x = layers[index], activations.maps[index]
+        if crop.values.size == 0:
+            return np.zeros_like(activations.maps[0])
         if isinstance(current, Conv2d):
             entry = params[index]
             assert entry is not None
-            grad = _conv_input_grad(grad, x, current, entry)
+            crop = _conv_input_grad(crop, x, current, entry)
         elif isinstance(current, ReLU):
-            grad = relu_backward(grad, x)
-        elif isinstance(current, MaxPool2d):
-            grad = max_pool2d_backward(grad, x, indices=activations.indices[index], **_pool_kwargs(current))
+            _, _, rows, cols = crop.values.shape
+            block = x[:, :, crop.top : crop.top + rows, crop.left : crop.left + cols]
+            crop = Crop(relu_backward(crop.values, block), crop.top, crop.left)
         else:
-            grad = avg_pool2d_backward(grad, x, **_pool_kwargs(current))
-    return grad
+            out_shape = activations.maps[index + 1].shape
+            crop = _pool_input_grad(crop, x, out_shape, current, activations.indices.get(index))
+    return crop.full(activations.maps[0].shape)
 
 
 def unit_gradient(
@@ -566,6 +611,7 @@ def unit_gradient(
             raise StackError(
                 layer, name, f"{name} must be in 0..{size - 1} for an output of {c}×{h}×{w}, got {value}"
             )
-    grad = np.zeros_like(out)
-    grad[batch, channel, y, x] = 1.0
-    return input_gradient(layers, params, activations, grad, layer)[batch]
+    grad = np.zeros((out.shape[0], c, 1, 1), dtype=out.dtype)
+    grad[batch, channel] = 1.0
+    crop = Crop(grad, y, x)
+    return _backward_crop(layers, params, activations, crop, layer)[batch]

@@ -16,7 +16,7 @@ from core.receptive_field import effective_field, field_table, field_warnings, u
 from core.stack_text import parse, to_pytorch, to_text, weights_npz_arrays
 from core.stack_weights import PRESET_TEXT, mnist_params, params_from_npz, preset_kernel_params, preset_layers
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 padding_forms = st.one_of(
     st.integers(0, 2),
@@ -153,6 +153,9 @@ def test_every_map_and_the_input_gradient_equal_torch(dtype, tol, case, seed, pi
     params = L.kaiming_uniform(layers, seed, dtype)
     x = np.random.default_rng(seed).standard_normal((1, c, h, w)).astype(dtype)
     ours = L.forward(layers, params, x)
+    # a max-pool window entirely in the padding (dilation over a 1-pixel map) gives −inf in torch too, and
+    # an index outside the map from core.pool.max_pool2d: no gradient to compare
+    assume(all(np.isfinite(m).all() for m in ours.maps))
     model, ends = _torch_sequential(
         torch, layers, params, (h, w), torch.float64 if dtype == np.float64 else torch.float32
     )
