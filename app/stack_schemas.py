@@ -227,6 +227,8 @@ class LayerOut(BaseModel):
     width: AxisFieldOut
     maps: list[MapOut]
     macs: int
+    weight: list[list[list[list[float]]]] | None = None
+    bias: list[float] | None = None
 
 
 class StackInput(BaseModel):
@@ -282,3 +284,14 @@ class FieldResponse(BaseModel):
     erf: ErfOut
     depth: list[dict[str, Any]] | None
     timing_ms: dict[str, float]
+
+
+class StackPreset(BaseModel):
+    name: str
+    description: str
+    text: str
+    input: list[int]
+
+
+class StackPresetList(BaseModel):
+    presets: list[StackPreset]

@@ -19,10 +19,18 @@ from app.routes.conv import COMPUTE_ERRORS
 from app.schemas import MAX_VALUES_PER_MAP
 from app.settings import Settings, SettingsDep
 from app.stack_compute import PreparedStack, forward_cached, prepare_stack
-from app.stack_schemas import MAX_VALUES_FIELD, FieldRequest, FieldResponse, StackRequest, StackResponse
+from app.stack_schemas import (
+    MAX_VALUES_FIELD,
+    FieldRequest,
+    FieldResponse,
+    StackPresetList,
+    StackRequest,
+    StackResponse,
+)
 from core import layers as L
 from core.receptive_field import effective_field, field_table, field_warnings, unit_box
 from core.stack_text import layer_text, to_pytorch, to_text, weights_npz_arrays
+from core.stack_weights import PRESET_TEXT
 
 router = APIRouter(prefix="/api", tags=["layers"])
 
@@ -36,6 +44,16 @@ def _weights_npz(prepared: PreparedStack) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **weights_npz_arrays(prepared.layers, prepared.params))  # type: ignore[arg-type]
     return buffer.getvalue()
+
+
+MAX_LAYER_WEIGHTS = 4096
+"""A Conv2d's weights come with its layer entry up to this many values (so the page can open it)."""
+
+
+def _small_weights(entry: L.ConvParams | None) -> dict[str, Any]:
+    if entry is None or entry.weight.size > MAX_LAYER_WEIGHTS:
+        return {"weight": None, "bias": None}
+    return {"weight": arr(entry.weight), "bias": None if entry.bias is None else arr(entry.bias)}
 
 
 def stack_payload(request: StackRequest, prepared: PreparedStack, settings: Settings) -> dict[str, Any]:
@@ -65,6 +83,7 @@ def stack_payload(request: StackRequest, prepared: PreparedStack, settings: Sett
                 "width": row.as_dict()["width"],
                 "maps": [map_entry(channel, maps[channel], small) for channel in range(c)],
                 "macs": prepared.macs[index],
+                **_small_weights(prepared.params[index]),
             }
         )
     timing["encode"] = elapsed_ms(start)
@@ -108,6 +127,17 @@ def post_stack(request: StackRequest, settings: SettingsDep) -> Response:
     return body_response(
         with_field(body, "timing_ms", timing), state, {"Server-Timing": server_timing(timing)}
     )
+
+
+@router.get("/stack/presets", response_model=StackPresetList)
+def get_stack_presets() -> dict[str, Any]:
+    """The preset stacks: name, description, ``nn.Sequential`` text and a typical input ``(C, H, W)``."""
+    return {
+        "presets": [
+            {"name": name, "description": description, "text": text, "input": list(shape)}
+            for name, (description, text, shape) in PRESET_TEXT.items()
+        ]
+    }
 
 
 # ------------------------------------------------------------------------------------------- field

@@ -54,8 +54,12 @@ export const PROPERTIES = [
   { key: 'zoom', type: 'int', def: 10, min: 1, max: 40 },
   // step-through speed (steps per second), view tab, projector mode
   { key: 'speed', type: 'int', def: 4, min: 1, max: 30 },
-  { key: 'tab', type: 'enum', values: ['conv', 'network'], def: 'conv' },
+  { key: 'tab', type: 'enum', values: ['conv', 'network', 'layers'], def: 'conv' },
   { key: 'proj', type: 'bool', def: false },
+  // Layers view: the stack (nn.Sequential text), its weights, the chosen unit [layer, channel, y, x]
+  { key: 'stack', type: 'string', def: '' },
+  { key: 'lw', type: 'enum', values: ['random', 'mnist'], def: 'random' },
+  { key: 'lunit', type: 'ints', def: [] },
 ];
 
 export const MAX_FILTERS = 8;
