@@ -23,8 +23,8 @@ pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 
 LENET = (
-    "nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), "
-    "nn.MaxPool2d(2))"
+    "nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), "
+    "nn.ReLU(), nn.MaxPool2d(2))"
 )
 
 
@@ -78,7 +78,8 @@ def open_layers(page: Any, server: Any, query: str) -> None:
 
 def wait_field(page: Any, before: int) -> None:
     page.wait_for_function(
-        "(n) => { const o = document.querySelector('.lv-overlay'); const v = document.getElementById('layers-view');"
+        "(n) => { const o = document.querySelector('.lv-overlay');"
+        " const v = document.getElementById('layers-view');"
         " return Number(o.dataset.draws || 0) > n && v.dataset.busy === '0'; }",
         arg=before,
     )
@@ -106,7 +107,8 @@ def overlay_pixel(page: Any, row: float, col: float) -> list[int]:
     """RGBA of the overlay canvas at input coordinates (row, col), in overlay pixels."""
     return page.evaluate(
         """([r, c]) => { const o = document.querySelector('.lv-overlay'); const s = Number(o.dataset.scale);
-            return Array.from(o.getContext('2d').getImageData(Math.floor(c * s), Math.floor(r * s), 1, 1).data); }""",
+            const d = o.getContext('2d').getImageData(Math.floor(c * s), Math.floor(r * s), 1, 1).data;
+            return Array.from(d); }""",
         [row, col],
     )
 
