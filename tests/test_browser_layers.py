@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from browser_support import launch_options
 
 pytestmark = pytest.mark.browser
 
@@ -28,27 +27,7 @@ LENET = (
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from live_server import LiveServer
-
-    store = tmp_path_factory.mktemp("layers-store")
-    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        try:
-            instance = playwright.chromium.launch(**launch_options())
-        except Exception as first:  # noqa: BLE001 - no browser at all: skip cleanly
-            pytest.skip(f"no Chromium could be launched: {first}")
-        yield instance
-        instance.close()
-    finally:
-        playwright.stop()
+# `server` and `browser` are the session fixtures of conftest.py (one Playwright per process).
 
 
 @pytest.fixture()

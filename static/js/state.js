@@ -107,7 +107,7 @@ function parseValue(spec, text) {
     case 'string':
       return text || spec.def;
     case 'ints':
-      return text.split(',').map((t) => Math.round(Number(t)) || 0);
+      return text === '' ? [] : text.split(',').map((t) => Math.round(Number(t)) || 0);
     case 'floats':
       return text.split(',').map((t) => (Number.isFinite(Number(t)) ? Number(t) : 0));
     case 'strings':
