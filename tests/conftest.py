@@ -40,7 +40,7 @@ def png_bytes_of(image) -> bytes:
     return buffer.getvalue()
 
 
-# ------------------------------------------------------------------ browser tests (one Playwright per process)
+# ---------------------------------------------------------- browser tests (one Playwright per process)
 
 
 @pytest.fixture(scope="session")
