@@ -198,3 +198,13 @@ def test_layer_zero_opens_in_the_convolution_view(page: Any, server: Any) -> Non
         "() => new URLSearchParams(location.search).get('w').split(';')[0].split(',').map(Number)"
     )
     assert first == pytest.approx([v for row in weights[0][0] for v in row], rel=1e-6)
+
+
+def test_a_map_pixel_can_be_chosen_with_the_keyboard(page: Any, server: Any) -> None:
+    open_layers(page, server, f"image=mnist:0&color=gray&side=28&stack={quote(LENET)}")
+    before = draws(page)
+    page.focus("img.lv-map[data-layer='2'][data-channel='1']")
+    page.keyboard.press("Enter")
+    wait_field(page, before)
+    assert page.locator(".lv-overlay").get_attribute("data-unit") == "2,1,7,7"  # the centre of 14×14
+    page.wait_for_function("() => location.search.includes('lunit=2%2C1%2C7%2C7')")

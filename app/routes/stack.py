@@ -198,7 +198,7 @@ def _depth_curve(
 
 
 def field_payload(request: FieldRequest, settings: Settings, timing: dict[str, float]) -> dict[str, Any]:
-    """The ``POST /api/stack/field`` body."""
+    """The ``POST /api/stack/field`` body (``depth`` is None when not asked for or above the work budget)."""
     prepared = prepare_stack(request, settings)
     timing.update(prepared.timing)
     start = time.perf_counter()
@@ -216,7 +216,9 @@ def field_payload(request: FieldRequest, settings: Settings, timing: dict[str, f
     erf = effective_field(grad, centre)
     png, _, _, maximum = map_png(erf.density)
     depth = None
-    if request.depth:
+    # each point of the curve is one backward pass costing at most the forward work below it
+    depth_work = sum(sum(prepared.macs[: index + 1]) for index in range(request.layer + 1))
+    if request.depth and depth_work <= settings.max_macs:
         start = time.perf_counter()
         depth = _depth_curve(prepared, acts, request, centre)
         timing["depth"] = elapsed_ms(start)

@@ -329,8 +329,17 @@ export function mountLayersView(root, api, hooks) {
     nodes.preset.value = preset ? preset.name : '';
   };
 
+  // One field request in flight at a time; while it computes, only the newest hovered unit waits (so a
+  // fast mouse never queues work on the server).
+  let fieldBusy = false;
+  let waiting = null;
   const requestField = async (unit) => {
     if (!view.answer) return;
+    if (fieldBusy) {
+      waiting = unit;
+      return;
+    }
+    fieldBusy = true;
     const [layer, channel, y, x] = unit;
     setBusy(1);
     try {
@@ -340,7 +349,13 @@ export function mountLayersView(root, api, hooks) {
     } catch (error) {
       if (error.name !== 'Superseded') say(error.message);
     } finally {
+      fieldBusy = false;
       setBusy(-1);
+    }
+    if (waiting) {
+      const next = waiting;
+      waiting = null;
+      await requestField(next);
     }
   };
 
