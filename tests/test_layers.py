@@ -308,6 +308,60 @@ def test_preset_fields_worked_by_hand():
     assert [r for r, _, _ in _rj("mnist", 28)] == [5, 5, 6]
 
 
+# Published values: google-research/receptive_field, receptive_field/RECEPTIVE_FIELD_TABLE.md (TF-Slim models,
+# resolution 224): end-point → (RF, effective stride, effective padding).
+VGG16_TABLE = [
+    (3, 1, 1),
+    (6, 2, 2),
+    (10, 2, 4),
+    (16, 4, 6),
+    (24, 4, 10),
+    (32, 4, 14),
+    (44, 8, 18),
+    (60, 8, 26),
+    (76, 8, 34),
+    (100, 16, 42),
+    (132, 16, 58),
+    (164, 16, 74),
+    (212, 32, 90),
+]
+ALEXNET_V2_TABLE = [
+    (11, 4, 0),
+    (19, 8, 0),
+    (51, 8, 16),
+    (99, 16, 32),
+    (131, 16, 48),
+    (163, 16, 64),
+    (195, 32, 64),
+]
+
+
+def test_published_receptive_fields_of_vgg16_and_alexnet():
+    conv = "nn.Conv2d({}, {}, 3, padding=1), nn.ReLU()"
+    blocks, points, index, c = [], [], -1, 3
+    for count in (2, 2, 3, 3, 3):
+        for i in range(count):
+            blocks.append(conv.format(c, 4))
+            c = 4
+            index += 2
+            if i == 0 or count == 3 and i < count - 1:
+                points.append(index - 1)  # conv1_1, conv2_1, conv3_1, conv3_2, ... (the table's end-points)
+        blocks.append("nn.MaxPool2d(2)")
+        index += 1
+        points.append(index)
+    vgg = parse("nn.Sequential(" + ", ".join(blocks) + ")")
+    table = field_table(vgg, (224, 224))
+    assert [(table[i].height.r, table[i].height.j, -table[i].height.start) for i in points] == VGG16_TABLE
+    alexnet = parse(
+        "nn.Sequential(nn.Conv2d(3, 4, 11, stride=4), nn.MaxPool2d(3, stride=2), nn.Conv2d(4, 4, 5, padding=2), "
+        "nn.MaxPool2d(3, stride=2), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), "
+        "nn.Conv2d(4, 4, 3, padding=1), nn.MaxPool2d(3, stride=2))"
+    )
+    table = field_table(alexnet, (224, 224))
+    got = [(row.width.r, row.width.j, -row.width.start) for row in table]
+    assert [got[i] for i in (0, 1, 2, 4, 5, 6, 7)] == ALEXNET_V2_TABLE
+
+
 def test_distill_worked_example_asymmetric_padding():
     # Distill's recurrence by hand, with padding (top 2, bottom 0) then a 3×3 s2 pool with padding 1:
     # conv 3×3 s1: r 3, j 1, u −2; pool 3 s2 p1: r 3 + 2·1 = 5, j 2, u −2 − 1·1 = −3
