@@ -354,7 +354,8 @@ def test_published_receptive_fields_of_vgg16_and_alexnet():
     assert [(table[i].height.r, table[i].height.j, -table[i].height.start) for i in points] == VGG16_TABLE
     alexnet = parse(
         "nn.Sequential(nn.Conv2d(3, 4, 11, stride=4), nn.MaxPool2d(3, stride=2), "
-        "nn.Conv2d(4, 4, 5, padding=2), nn.MaxPool2d(3, stride=2), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), "
+        "nn.Conv2d(4, 4, 5, padding=2), nn.MaxPool2d(3, stride=2), nn.Conv2d(4, 4, 3, padding=1), "
+        "nn.Conv2d(4, 4, 3, padding=1), "
         "nn.Conv2d(4, 4, 3, padding=1), nn.MaxPool2d(3, stride=2))"
     )
     table = field_table(alexnet, (224, 224))
