@@ -30,6 +30,15 @@ const SIDES = [28, 64, 128, 256];
  */
 
 /**
+ * The image size this view uses: the page's `side` when it is one of SIDES, else 128.
+ * @param {number} side
+ * @returns {number}
+ */
+export function viewSide(side) {
+  return SIDES.includes(side) ? side : 128;
+}
+
+/**
  * The stack request body for the current page state.
  * @param {Object} s  page state
  * @returns {Object}
@@ -38,7 +47,7 @@ export function stackBody(s) {
   return {
     image: s.image,
     color: s.color,
-    max_side: s.side,
+    max_side: viewSide(s.side),
     text: s.stack || DEFAULT_TEXT,
     weights: { source: s.lw === 'mnist' ? 'mnist' : 'random', seed: 0 },
   };
@@ -320,7 +329,7 @@ export function mountLayersView(root, api, hooks) {
     const s = hooks.get();
     if (document.activeElement !== nodes.text) nodes.text.value = s.stack || DEFAULT_TEXT;
     nodes.color.value = s.color;
-    nodes.side.value = String(SIDES.includes(s.side) ? s.side : 128);
+    nodes.side.value = String(viewSide(s.side));
     nodes.weights.value = s.lw;
     const images = [...new Set([s.image, 'mnist:0', 'mnist:1', 'mnist:7', ...view.samples.map((x) => `sample:${x}`)])];
     nodes.image.replaceChildren(...images.map((id) => el('option', { value: id, text: id })));
