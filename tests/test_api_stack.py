@@ -254,3 +254,44 @@ def test_pytorch_snippet_from_the_api_runs(client, settings):
     )
     archive = np.load(io.BytesIO(base64.b64decode(body["weights_npz"])), allow_pickle=False)
     assert sorted(archive.files) == ["0.bias", "0.weight", "3.bias", "3.weight"]
+
+
+def test_presets_are_listed_and_each_runs_on_its_input(client):
+    presets = client.get("/api/stack/presets").json()["presets"]
+    assert [p["name"] for p in presets] == [
+        "mnist",
+        "lenet5",
+        "vgg_block",
+        "resnet_stem",
+        "alexnet",
+        "dilated",
+    ]
+    for preset in presets:
+        c, h, _ = preset["input"]
+        image, color = ("mnist:3", "gray") if c == 1 else ("sample:astronaut", "rgb")
+        weights = {"source": "mnist"} if preset["name"] == "mnist" else {"source": "random"}
+        size = 64 if c == 3 and h < 224 else (256 if c == 3 else None)
+        body = {"image": image, "color": color, "preset": preset["name"], "weights": weights}
+        if size:
+            body["max_side"] = size
+        response = client.post("/api/stack", json=body)
+        assert response.status_code == 200, (preset["name"], response.text)
+        assert parse(response.json()["text"]) == parse(preset["text"])
+
+
+def test_depth_curve_is_dropped_above_the_work_budget(client, settings):
+    # conv 5×5 (1 → 6) on 28×28: 6·24·24·25 = 86,400 multiply-adds; then 6 → 6: 6·20·20·150 = 360,000.
+    # The forward pass (446,400) fits 500,000; the depth curve up to layer 1 would cost 86,400 + 446,400.
+    settings.max_macs = 500_000
+    body = {
+        "image": "mnist:0",
+        "color": "gray",
+        "text": "nn.Sequential(nn.Conv2d(1, 6, 5), nn.Conv2d(6, 6, 5))",
+    }
+    small = client.post("/api/stack/field", json={**body, "layer": 0, "y": 0, "x": 0}).json()
+    assert [d["index"] for d in small["depth"]] == [0]
+    big = client.post("/api/stack/field", json={**body, "layer": 1, "y": 0, "x": 0}).json()
+    assert big["depth"] is None and big["erf"]["radius"] > 0
+    settings.max_macs = 400_000
+    refused = client.post("/api/stack/field", json={**body, "layer": 1, "y": 0, "x": 0})
+    assert refused.status_code == 422 and "446,400 multiply-adds" in refused.json()["detail"][0]["msg"]
