@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from browser_support import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -208,3 +209,23 @@ def test_a_map_pixel_can_be_chosen_with_the_keyboard(page: Any, server: Any) -> 
     wait_field(page, before)
     assert page.locator(".lv-overlay").get_attribute("data-unit") == "2,1,7,7"  # the centre of 14×14
     page.wait_for_function("() => location.search.includes('lunit=2%2C1%2C7%2C7')")
+
+
+def test_default_rgb_stack_and_screenshot(page: Any, server: Any) -> None:
+    # no stack in the URL and an RGB photo: the default is a VGG block (3 input channels), not LeNet
+    open_layers(page, server, "image=sample:astronaut&color=rgb&side=128&lunit=4,5,20,30")
+    page.wait_for_function("() => Number(document.querySelector('.lv-overlay').dataset.draws || 0) > 0")
+    assert "nn.Conv2d(3, 16, 3, padding=1)" in page.locator(".lv-text").input_value()
+    assert page.locator("select.lv-preset").input_value() == "vgg_block"
+    assert page.locator(".lv-overlay").get_attribute("data-unit") == "4,5,20,30"
+    # for the README: the dilated preset (r = 31) with a unit chosen, the field panel in view
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    dilated = httpx.get(server.url + "/api/stack/presets", timeout=30).json()["presets"][-1]["text"]
+    open_layers(
+        page, server, f"image=sample:astronaut&color=rgb&side=128&lunit=6,2,40,70&stack={quote(dilated)}"
+    )
+    page.wait_for_function("() => Number(document.querySelector('.lv-overlay').dataset.draws || 0) > 0")
+    # 'same' paddings 1 + 2 + 4 + 8 = 15 and r = 31: unit (40, 70) is centred on input (40, 70)
+    assert page.locator(".lv-overlay").get_attribute("data-box") == "25,56,55,86"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "layers.png"))

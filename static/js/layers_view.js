@@ -20,7 +20,19 @@ const EXACT_COLOUR = '#ffd000'; // the box the unit actually depends on
 const ERF_COLOUR = [255, 40, 120]; // ERF density and its 95 % square
 const DEFAULT_TEXT = 'nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), '
   + 'nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))';
+const DEFAULT_RGB = 'nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), '
+  + 'nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))';
 const SIDES = [28, 64, 128, 256];
+
+/**
+ * The stack text of a page state: its own, else a default that fits its colour (LeNet for gray, a VGG block
+ * for RGB).
+ * @param {Object} s  page state
+ * @returns {string}
+ */
+export function stackText(s) {
+  return s.stack || (s.color === 'rgb' ? DEFAULT_RGB : DEFAULT_TEXT);
+}
 
 /**
  * @typedef {Object} Hooks
@@ -48,7 +60,7 @@ export function stackBody(s) {
     image: s.image,
     color: s.color,
     max_side: viewSide(s.side),
-    text: s.stack || DEFAULT_TEXT,
+    text: stackText(s),
     weights: { source: s.lw === 'mnist' ? 'mnist' : 'random', seed: 0 },
   };
 }
@@ -327,14 +339,14 @@ export function mountLayersView(root, api, hooks) {
 
   const syncControls = () => {
     const s = hooks.get();
-    if (document.activeElement !== nodes.text) nodes.text.value = s.stack || DEFAULT_TEXT;
+    if (document.activeElement !== nodes.text) nodes.text.value = stackText(s);
     nodes.color.value = s.color;
     nodes.side.value = String(viewSide(s.side));
     nodes.weights.value = s.lw;
     const images = [...new Set([s.image, 'mnist:0', 'mnist:1', 'mnist:7', ...view.samples.map((x) => `sample:${x}`)])];
     nodes.image.replaceChildren(...images.map((id) => el('option', { value: id, text: id })));
     nodes.image.value = s.image;
-    const preset = view.presets.find((p) => p.text === (s.stack || DEFAULT_TEXT));
+    const preset = view.presets.find((p) => p.text === stackText(s));
     nodes.preset.value = preset ? preset.name : '';
   };
 
