@@ -57,15 +57,21 @@ class PreparedStack:
     macs: list[int]
     key: str
     timing: dict[str, float]
+    source: str = "layers"
+    """Which request field holds the stack: ``"layers"``, ``"text"`` or ``"preset"`` (where errors point)."""
 
 
-def _loc(request: StackRequest, error: L.StackError) -> tuple[Any, ...]:
+def _source(request: StackRequest) -> str:
+    return "layers" if request.layers is not None else "text" if request.text is not None else "preset"
+
+
+def _loc(source: str, error: L.StackError) -> tuple[Any, ...]:
     """Where a core error points in the request body."""
     if error.field in ("weights", "weight", "bias") and error.layer is None:
         return ("weights",)
-    if request.layers is not None:
+    if source == "layers":
         return ("layers",) if error.layer is None else ("layers", error.layer, error.field)
-    return ("text",) if request.text is not None else ("preset",)
+    return (source,)
 
 
 def _layer_from_spec(spec: Any) -> L.Layer:
@@ -175,14 +181,16 @@ def prepare_stack(request: StackRequest, settings: Settings) -> PreparedStack:
     try:
         shapes = L.stack_shapes(layers, x.shape[1:])
     except L.StackError as exc:
-        raise BodyError(_loc(request, exc), str(exc)) from None
+        raise BodyError(_loc(_source(request), exc), str(exc)) from None
     macs = [_macs(layer, shape) for layer, shape in zip(layers, shapes[1:], strict=True)]
     check_budget(request, shapes, macs, settings)
     try:
         params = _weights(request, layers)
     except L.StackError as exc:
-        raise BodyError(_loc(request, exc), str(exc)) from None
-    return PreparedStack(layers, params, x, shapes, macs, stack_key(request, x), {"load": load_ms})
+        raise BodyError(_loc(_source(request), exc), str(exc)) from None
+    return PreparedStack(
+        layers, params, x, shapes, macs, stack_key(request, x), {"load": load_ms}, _source(request)
+    )
 
 
 _CACHE_SIZE = 4
@@ -190,6 +198,26 @@ _CACHE_MAX_BYTES = 64 * 1024 * 1024
 """A forward pass larger than this is not kept (at most ``_CACHE_SIZE`` of them are)."""
 _activations: OrderedDict[str, L.Activations] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _check_finite(prepared: PreparedStack, result: L.Activations) -> None:
+    """422 for a map with an infinity or NaN: a max-pool window lying entirely in the padding (−inf, as in
+    PyTorch) or weights so large that the sums overflow float32."""
+    for index, (layer, maps) in enumerate(zip(prepared.layers, result.maps[1:], strict=True)):
+        if np.isfinite(maps).all():
+            continue
+        if isinstance(layer, L.MaxPool2d):
+            error = L.StackError(
+                index,
+                "padding",
+                "MaxPool2d has a window that lies entirely in the padding (its maximum is −inf); use less "
+                "padding or dilation, or a larger map",
+            )
+        else:
+            error = L.StackError(
+                index, "weights", f"{layer.name} overflows float32 (infinite values); use smaller weights"
+            )
+        raise BodyError(_loc(prepared.source, error), str(error))
 
 
 def forward_cached(prepared: PreparedStack) -> tuple[L.Activations, bool]:
@@ -200,6 +228,7 @@ def forward_cached(prepared: PreparedStack) -> tuple[L.Activations, bool]:
             _activations.move_to_end(prepared.key)
             return hit, True
     result = L.forward(prepared.layers, prepared.params, prepared.x)
+    _check_finite(prepared, result)
     for array in result.maps:
         array.setflags(write=False)
     if sum(array.nbytes for array in result.maps) > _CACHE_MAX_BYTES:

@@ -295,3 +295,21 @@ def test_depth_curve_is_dropped_above_the_work_budget(client, settings):
     settings.max_macs = 400_000
     refused = client.post("/api/stack/field", json={**body, "layer": 1, "y": 0, "x": 0})
     assert refused.status_code == 422 and "446,400 multiply-adds" in refused.json()["detail"][0]["msg"]
+
+
+def test_a_max_pool_window_entirely_in_the_padding_is_a_422(client):
+    # conv 28×28 leaves a 1×1 map; a 2×2 window, dilation 2, padding 1 reads taps −1 and 1: padding only
+    text = "nn.Sequential(nn.Conv2d(1, 1, 28), nn.MaxPool2d(2, stride=1, padding=1, dilation=2))"
+    for path, extra in (("/api/stack", {}), ("/api/stack/field", {"layer": 1, "y": 0, "x": 0})):
+        response = _post(client, path, text=text, **extra)
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "text"]
+        assert "layer 1" in detail["msg"] and "entirely in the padding" in detail["msg"]
+    layers = [  # kernel 10 with dilation 3 spans 28: a 1×1 map again
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 10, "dilation": 3},
+        {"type": "MaxPool2d", "kernel_size": 2, "stride": 1, "padding": 1, "dilation": 2},
+    ]
+    response = _post(client, "/api/stack", layers=layers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "layers", 1, "padding"]
