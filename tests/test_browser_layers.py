@@ -10,11 +10,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import numpy as np
 import pytest
 from browser_support import SCREENSHOTS
 
@@ -229,3 +232,35 @@ def test_default_rgb_stack_and_screenshot(page: Any, server: Any) -> None:
     assert page.locator(".lv-overlay").get_attribute("data-box") == "25,56,55,86"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "layers.png"))
+
+
+def test_weights_download_and_upload_round_trip(page: Any, server: Any, tmp_path: Any) -> None:
+    open_layers(page, server, f"image=mnist:0&color=gray&side=28&stack={quote(LENET)}")
+    href = page.locator("a.lv-download").get_attribute("href")
+    assert href.startswith("data:application/octet-stream;base64,")
+    archive = np.load(io.BytesIO(base64.b64decode(href.split(",", 1)[1])), allow_pickle=False)
+    arrays = {name: archive[name] for name in archive.files}
+    assert sorted(arrays) == ["0.bias", "0.weight", "3.bias", "3.weight"]
+    arrays["0.weight"] = -2 * arrays["0.weight"]  # edited weights, as a student would in PyTorch
+    path = tmp_path / "edited.npz"
+    np.savez(path, **arrays)
+    before = page.locator("img.lv-map[data-layer='0'][data-channel='0']").get_attribute("src")
+    paints = int(page.locator("#layers-view").get_attribute("data-paints"))
+    page.set_input_files("input.lv-npz", str(path))
+    page.wait_for_function(
+        "(n) => Number(document.getElementById('layers-view').dataset.paints) > n"
+        " && document.getElementById('layers-view').dataset.busy === '0'",
+        arg=paints,
+    )
+    assert page.locator("select.lv-weights").input_value() == "npz"
+    after = page.locator("img.lv-map[data-layer='0'][data-channel='0']").get_attribute("src")
+    assert after != before
+    body = {
+        "image": "mnist:0",
+        "color": "gray",
+        "max_side": 28,
+        "text": LENET,
+        "weights": {"source": "npz", "npz": base64.b64encode(path.read_bytes()).decode()},
+    }
+    expected = httpx.post(server.url + "/api/stack", json=body, timeout=30).json()
+    assert after == expected["layers"][0]["maps"][0]["png"]

@@ -7,7 +7,8 @@
 // the chosen unit) lives in the page's one state object, through hooks.get()/hooks.set(), so it is in the URL.
 // Rendering functions only read the last answers; events are bound in bindEvents.
 //
-// DOM hooks (tests rely on them): textarea.lv-text, select.lv-preset, select.lv-weights, button.lv-run,
+// DOM hooks (tests rely on them): textarea.lv-text, select.lv-preset, select.lv-weights, input.lv-npz,
+// a.lv-download, button.lv-run,
 // button.lv-copy, img.lv-map[data-layer][data-channel], canvas.lv-overlay (data-unit, data-box, data-exact,
 // data-erf-radius, data-draws), .lv-numbers, svg.lv-chart (data-points), root data-paints / data-busy.
 
@@ -51,17 +52,19 @@ export function viewSide(side) {
 }
 
 /**
- * The stack request body for the current page state.
+ * The stack request body for the current page state (with `npz`, the base64 of an uploaded .npz, the weights
+ * come from it instead).
  * @param {Object} s  page state
+ * @param {string|null} [npz]
  * @returns {Object}
  */
-export function stackBody(s) {
+export function stackBody(s, npz = null) {
   return {
     image: s.image,
     color: s.color,
     max_side: viewSide(s.side),
     text: stackText(s),
-    weights: { source: s.lw === 'mnist' ? 'mnist' : 'random', seed: 0 },
+    weights: npz ? { source: 'npz', npz } : { source: s.lw === 'mnist' ? 'mnist' : 'random', seed: 0 },
   };
 }
 
@@ -109,6 +112,8 @@ function build() {
       el('option', { value: 'random', text: 'random (Kaiming uniform, seed 0)' }),
       el('option', { value: 'mnist', text: 'trained MNIST conv (layer 0)' }),
     ]),
+    npzFile: el('input', { type: 'file', class: 'lv-npz', id: 'lv-npz', accept: '.npz' }),
+    download: el('a', { class: 'lv-download', download: 'convlens_stack.npz', text: 'Download weights (.npz)' }),
     run: el('button', { type: 'button', class: 'lv-run', text: 'Run' }),
     copy: el('button', { type: 'button', class: 'lv-copy', text: 'Copy PyTorch code' }),
     status: el('p', { class: 'lv-status', role: 'status', 'aria-live': 'polite' }),
@@ -133,7 +138,8 @@ function build() {
     el('div', { class: 'lv-row' }, [label('Image', nodes.image), nodes.image]),
     el('div', { class: 'lv-row' }, [label('Colour', nodes.color), nodes.color, label('Size', nodes.side), nodes.side]),
     el('div', { class: 'lv-row' }, [label('Weights', nodes.weights), nodes.weights]),
-    el('div', { class: 'lv-row' }, [nodes.run, nodes.copy]),
+    el('div', { class: 'lv-row' }, [label('Load weights (.npz, keys "0.weight", "0.bias", …)', nodes.npzFile), nodes.npzFile]),
+    el('div', { class: 'lv-row' }, [nodes.run, nodes.copy, nodes.download]),
     nodes.status,
     nodes.warnings,
     el('details', { class: 'lv-details' }, [el('summary', { text: 'PyTorch code' }), nodes.code]),
@@ -330,7 +336,7 @@ function drawChart(svg, depth) {
 export function mountLayersView(root, api, hooks) {
   const nodes = build();
   root.replaceChildren(nodes.root);
-  const view = { answer: null, field: null, presets: [], samples: [], paints: 0, busy: 0, timer: 0 };
+  const view = { answer: null, field: null, presets: [], samples: [], paints: 0, busy: 0, timer: 0, npz: null };
   const setBusy = (delta) => {
     view.busy += delta;
     root.dataset.busy = String(view.busy);
@@ -342,7 +348,7 @@ export function mountLayersView(root, api, hooks) {
     if (document.activeElement !== nodes.text) nodes.text.value = stackText(s);
     nodes.color.value = s.color;
     nodes.side.value = String(viewSide(s.side));
-    nodes.weights.value = s.lw;
+    nodes.weights.value = view.npz ? 'npz' : s.lw;
     const images = [...new Set([s.image, 'mnist:0', 'mnist:1', 'mnist:7', ...view.samples.map((x) => `sample:${x}`)])];
     nodes.image.replaceChildren(...images.map((id) => el('option', { value: id, text: id })));
     nodes.image.value = s.image;
@@ -364,7 +370,7 @@ export function mountLayersView(root, api, hooks) {
     const [layer, channel, y, x] = unit;
     setBusy(1);
     try {
-      const field = await api.latest('layers-field', '/api/stack/field', { ...stackBody(hooks.get()), layer, channel, y, x });
+      const field = await api.latest('layers-field', '/api/stack/field', { ...stackBody(hooks.get(), view.npz), layer, channel, y, x });
       view.field = field;
       await drawField(nodes, view.answer, field);
     } catch (error) {
@@ -385,12 +391,14 @@ export function mountLayersView(root, api, hooks) {
     setBusy(1);
     say('computing…');
     try {
-      const answer = await api.latest('layers', '/api/stack', stackBody(s));
+      const answer = await api.latest('layers', '/api/stack', stackBody(s, view.npz));
       view.answer = answer;
       await drawInput(nodes, answer);
       nodes.layers.replaceChildren(...answer.layers.map(layerBlock));
       nodes.warnings.replaceChildren(...answer.warnings.map((w) => el('li', { text: w })));
       nodes.code.value = answer.pytorch;
+      if (answer.weights_npz) nodes.download.href = `data:application/octet-stream;base64,${answer.weights_npz}`;
+      else nodes.download.removeAttribute('href');
       const t = answer.timing_ms;
       say(`${answer.layers.length} layers on ${answer.input.shape.join('×')} in ${fmt(t.total, 3)} ms (server).`);
       view.paints += 1;
@@ -417,6 +425,7 @@ export function mountLayersView(root, api, hooks) {
     nodes.preset.addEventListener('change', () => {
       const preset = view.presets.find((p) => p.name === nodes.preset.value);
       if (!preset) return;
+      view.npz = null;
       const [c, h] = preset.input;
       const s = hooks.get();
       const changes = { stack: preset.text, color: c === 1 ? 'gray' : 'rgb', lunit: [], lw: preset.name === 'mnist' ? 'mnist' : 'random' };
@@ -427,7 +436,25 @@ export function mountLayersView(root, api, hooks) {
       syncControls();
       run();
     });
-    for (const [node, key, cast] of [[nodes.image, 'image', String], [nodes.color, 'color', String], [nodes.side, 'side', Number], [nodes.weights, 'lw', String]]) {
+    nodes.weights.addEventListener('change', () => {
+      if (nodes.weights.value !== 'npz') view.npz = null;
+      if (nodes.weights.value !== 'npz') hooks.set({ lw: nodes.weights.value });
+      run();
+    });
+    nodes.npzFile.addEventListener('change', async () => {
+      const file = nodes.npzFile.files[0];
+      if (!file) return;
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let text = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      view.npz = btoa(text);
+      if (!nodes.weights.querySelector('option[value=npz]')) {
+        nodes.weights.append(el('option', { value: 'npz', text: `uploaded ${file.name}` }));
+      }
+      nodes.weights.value = 'npz';
+      run();
+    });
+    for (const [node, key, cast] of [[nodes.image, 'image', String], [nodes.color, 'color', String], [nodes.side, 'side', Number]]) {
       node.addEventListener('change', () => { hooks.set({ [key]: cast(node.value) }); run(); });
     }
     nodes.copy.addEventListener('click', async () => {
