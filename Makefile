@@ -57,6 +57,7 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) bench/bench_core.py
 	$(PY) bench/bench_api.py
+	$(PY) bench/bench_stack.py
 
 fuzz: $(STAMP_TEST)
 	CONVLENS_FUZZ_EXAMPLES=$${CONVLENS_FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/test_fuzz_api.py -q -s

@@ -41,6 +41,7 @@ ROUTERS = (
     "shape",
     "algorithms",
     "animation",
+    "stack",
 )
 OPTIONAL_ROUTERS = ("network",)  # issue 5; the service runs without it
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -37,3 +38,44 @@ def png_bytes_of(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------- browser tests (one Playwright per process)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real app in a uvicorn subprocess with its own upload store (browser tests)."""
+    from live_server import LiveServer
+
+    store = tmp_path_factory.mktemp("browser-store")
+    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium, or a clean skip when no browser can be launched at all.
+
+    Session-wide: Playwright's sync API runs once per process, so every browser test file shares this one.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser_support import launch_options
+
+    playwright = sync_api.sync_playwright().start()
+    options = launch_options()
+    # classroom.test is a plain-http host name, NOT a secure context (loopback addresses are), like a school
+    # server at http://10.0.0.5/: tests of the clipboard fallback open the page under it.
+    options["args"] = [*options["args"], "--host-resolver-rules=MAP classroom.test 127.0.0.1"]
+    try:
+        try:
+            instance = playwright.chromium.launch(**options)
+        except Exception as first:  # noqa: BLE001 - any launch failure: try Playwright's own build
+            try:
+                instance = playwright.chromium.launch(args=options["args"], headless=True)
+            except Exception:  # noqa: BLE001
+                pytest.skip(f"no Chromium could be launched: {first}")
+        yield instance
+        instance.close()
+    finally:
+        playwright.stop()

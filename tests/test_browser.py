@@ -37,7 +37,6 @@ from browser_support import (
     LATENCY_FILE,
     SCREENSHOTS,
     canvas_fingerprint,
-    launch_options,
     paints,
     summary,
     wait_idle,
@@ -56,32 +55,8 @@ VIEWPORT = {"width": 1280, "height": 720}
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The real app in a uvicorn subprocess with its own upload store."""
-    from live_server import LiveServer
-
-    store = tmp_path_factory.mktemp("browser-store")
-    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
-        yield live
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Chromium, or a clean skip when no browser can be launched at all."""
-    playwright = sync_api.sync_playwright().start()
-    try:
-        try:
-            instance = playwright.chromium.launch(**launch_options())
-        except Exception as first:  # noqa: BLE001 - any launch failure: try Playwright's own build
-            try:
-                instance = playwright.chromium.launch(args=launch_options()["args"], headless=True)
-            except Exception:  # noqa: BLE001
-                pytest.skip(f"no Chromium could be launched: {first}")
-        yield instance
-        instance.close()
-    finally:
-        playwright.stop()
+# `server` (uvicorn on a free port) and `browser` (Chromium) are session fixtures in conftest.py, shared with
+# the other browser test files: one Playwright per process.
 
 
 class Watched:

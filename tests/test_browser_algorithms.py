@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_support import paints, wait_repaint
-from test_browser import Watched, browser, open_page, server, shoot_panel, watched  # noqa: F401 - fixtures
+from test_browser import Watched, open_page, shoot_panel, watched  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 TINT = (217, 138, 0, 0.28)  # static/js/render/border.js

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import numpy as np
 import pytest
-from browser_support import canvas_fingerprint, launch_options, paints, wait_idle, wait_repaint
+from browser_support import canvas_fingerprint, paints, wait_idle, wait_repaint
 
 pytestmark = pytest.mark.browser
 
@@ -32,34 +32,6 @@ RANGE_WORDS = "between −1,000,000 and 1,000,000"
 # --------------------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The real app in a uvicorn subprocess with its own upload store."""
-    from live_server import LiveServer
-
-    store = tmp_path_factory.mktemp("behaviour-store")
-    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium that resolves classroom.test to 127.0.0.1: a plain-http host name is NOT a secure context
-    (loopback addresses are), like a school server at http://10.0.0.5/."""
-    playwright = sync_api.sync_playwright().start()
-    options = launch_options()
-    options["args"] = [*options["args"], "--host-resolver-rules=MAP classroom.test 127.0.0.1"]
-    try:
-        try:
-            instance = playwright.chromium.launch(**options)
-        except Exception as first:  # noqa: BLE001 - any launch failure: skip cleanly
-            pytest.skip(f"no Chromium could be launched: {first}")
-        yield instance
-        instance.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture()

@@ -236,7 +236,9 @@ export function bindControls(doc, app) {
     tab.addEventListener('click', () => app.set({ tab: tab.dataset.tab }));
     tab.addEventListener('keydown', (event) => {
       if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
-      const next = tab.dataset.tab === 'conv' ? 'network' : 'conv';
+      const names = [...doc.querySelectorAll('[role=tab]')].map((t) => t.dataset.tab);
+      const step = event.key === 'ArrowRight' ? 1 : names.length - 1;
+      const next = names[(names.indexOf(tab.dataset.tab) + step) % names.length];
       app.set({ tab: next });
       doc.querySelector(`[role=tab][data-tab=${next}]`).focus();
     });

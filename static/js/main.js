@@ -29,7 +29,7 @@ import {
 } from './state.js';
 
 /** Keys whose change needs no new convolution (only views, highlights or follow-up requests). */
-const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj', 'nd', 'draw']);
+const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj', 'nd', 'draw', 'stack', 'lw', 'lunit']);
 
 /** sessionStorage key of projector mode (kept per browser tab, never in a link). */
 const PROJECTOR_KEY = 'convlens:projector';
@@ -645,8 +645,11 @@ function createApp(doc) {
   /** Show the selected tab; mount the network view lazily the first time. */
   app.showTab = () => {
     const network = app.state.tab === 'network';
-    $('conv-view').hidden = network;
+    const layers = app.state.tab === 'layers';
+    $('conv-view').hidden = network || layers;
     $('network-view').hidden = !network;
+    $('layers-view').hidden = !layers;
+    if (layers) app.mountLayers();
     for (const tab of doc.querySelectorAll('[role=tab]')) {
       const selected = tab.dataset.tab === app.state.tab;
       tab.setAttribute('aria-selected', String(selected));
@@ -666,6 +669,46 @@ function createApp(doc) {
           $('network-view').replaceChildren(el('p', { class: 'problem', text: `The network view is not available: ${error.message}` }));
         });
     }
+  };
+
+  /** Mount the Layers view (static/js/layers_view.js) the first time its tab is shown. */
+  app.mountLayers = () => {
+    if (app.layersMounted) return;
+    app.layersMounted = true;
+    doc.head.append(el('link', { rel: 'stylesheet', href: '/static/css/layers.css' }));
+    const hooks = { get: () => app.state, set: (changes) => app.set(changes), openConv: app.openLayer };
+    import('./layers_view.js')
+      .then((module) => module.mountLayersView($('layers-view'), api, hooks))
+      .catch((error) => {
+        $('layers-view').replaceChildren(el('p', { class: 'problem', text: `The layers view is not available: ${error.message}` }));
+      });
+  };
+
+  /**
+   * Open a Conv2d of the Layers view in the convolution view, with its real input. Done when the layer reads
+   * the input image itself (layer 0) in gray with at most 8 filters: the convolution view takes an image and
+   * one 2-D kernel per filter, so a deeper layer (whose input is a many-channel activation) cannot be shown.
+   * @param {{layer: Object, answer: Object, state: Object}} detail
+   */
+  app.openLayer = ({ layer, answer }) => {
+    const { height: h, width: w } = layer;
+    const feasible = layer.index === 0 && layer.weight && answer.input.shape[0] === 1 && layer.weight.length <= 8
+      && h.kernel <= 11 && w.kernel <= 11 && h.dilation <= 5 && w.dilation <= 5 && Math.max(h.pad_lo, h.pad_hi, w.pad_lo, w.pad_hi) <= 10;
+    if (!feasible) {
+      status(`Layer ${layer.index} cannot be opened in the convolution view, which convolves the image itself (gray) `
+        + `with at most 8 filters: ${layer.index === 0 ? 'this layer has other settings' : 'this layer reads the previous layer’s many-channel activation'}.`);
+      return;
+    }
+    app.set({
+      tab: 'conv', color: 'gray', kh: h.kernel, kw: w.kernel, sh: h.stride, sw: w.stride, dh: h.dilation, dw: w.dilation,
+      pad: 'explicit', pt: h.pad_lo, pb: h.pad_hi, pl: w.pad_lo, pr: w.pad_hi, groups: 1, act: 'none', pool: 'none',
+      k: layer.weight.map(() => 'custom'),
+      w: layer.weight.map((filter) => filter[0].flat()),
+      b: layer.bias ? layer.bias.slice() : layer.weight.map(() => 0),
+      pos: [0, 0, 0],
+    });
+    app.showTab();
+    status(`Opened layer ${layer.index} of the stack in the convolution view.`);
   };
 
   /**

@@ -58,11 +58,15 @@ export const PROPERTIES = [
   { key: 'zoom', type: 'int', def: 10, min: 1, max: 40 },
   // step-through speed (steps per second), view tab, projector mode
   { key: 'speed', type: 'int', def: 4, min: 1, max: 30 },
-  { key: 'tab', type: 'enum', values: ['conv', 'network'], def: 'conv' },
+  { key: 'tab', type: 'enum', values: ['conv', 'network', 'layers'], def: 'conv' },
   { key: 'proj', type: 'bool', def: false, local: true },
   // network view: the chosen MNIST test digit, and the drawn digit (strokes, see encodeStrokes) when one is drawn
   { key: 'nd', type: 'int', def: 8000, min: 0, max: 9999, label: 'test digit' },
   { key: 'draw', type: 'string', def: '' },
+  // Layers view: the stack (nn.Sequential text), its weights, the chosen unit [layer, channel, y, x]
+  { key: 'stack', type: 'string', def: '' },
+  { key: 'lw', type: 'enum', values: ['random', 'mnist'], def: 'random' },
+  { key: 'lunit', type: 'ints', def: [] },
 ];
 
 export const MAX_FILTERS = 8;
@@ -110,7 +114,7 @@ function parseValue(spec, text) {
     case 'string':
       return text || spec.def;
     case 'ints':
-      return text.split(',').map((t) => Math.round(Number(t)) || 0);
+      return text === '' ? [] : text.split(',').map((t) => Math.round(Number(t)) || 0);
     case 'floats':
       return text.split(',').map((t) => (Number.isFinite(Number(t)) ? Number(t) : 0));
     case 'strings':
