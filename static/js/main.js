@@ -1,7 +1,7 @@
 // convlens page entry point: owns the one state object, asks the API, and hands the answers to the pure
 // rendering functions. Events are bound in controls.js only; nothing here is a global.
 import { ApiError, Superseded, createApi } from './api.js';
-import { bindControls } from './controls.js';
+import { bindControls, syncControls } from './controls.js';
 import { installDownloads } from './downloads.js';
 import { pytorchCode } from './export.js';
 import { installFollowers } from './followers.js';
@@ -290,6 +290,7 @@ function createApp(doc) {
       const weights = filterWeights(s, app.presets, channelsPerFilter());
       renderFilters($('filter-list'), s, weights, app.presetNames, app.presets, s.groups);
     }
+    syncControls(doc, app);
     const [f, y, x] = s.pos;
     $('position').textContent = `selected: filter ${f}, output (${y}, ${x})`;
     const info = app.imageInfo.get(s.image);
@@ -449,12 +450,11 @@ function createApp(doc) {
   /** Show the selected tab; mount the network view lazily the first time. */
   app.showTab = () => {
     const network = app.state.tab === 'network';
-    $('conv-view').hidden = network;
-    $('network-view').hidden = !network;
     for (const tab of doc.querySelectorAll('[role=tab]')) {
       const selected = tab.dataset.tab === app.state.tab;
       tab.setAttribute('aria-selected', String(selected));
       tab.tabIndex = selected ? 0 : -1;
+      $(tab.getAttribute('aria-controls')).hidden = !selected;
     }
     if (network && !app.networkMounted) {
       app.networkMounted = true;
