@@ -1,20 +1,20 @@
-"""The page on real screens, for touch and for the keyboard: Playwright drives Chromium against the real server.
+"""The page on real screens, by touch and keyboard: Playwright drives Chromium against the real server.
 
 What is checked:
 
 - no horizontal page scroll at 360×740, 390×844, 820×1180, 1280×720, 1366×768 and 1920×1080, in normal and in
   projector mode, in the convolution view and in the Network view; below 900 px the controls stack above the
   views;
-- the first screen of a lesson at 1280×720 and 1366×768: the input, the feature map and the kernel-size, stride
-  and padding controls lie inside the viewport and are not covered (in projector mode the arithmetic of the
-  selected pixel too);
-- stride and padding are one slider each by default; "asymmetric" shows the per-axis / per-side ones, and an old
-  link with per-side values opens in that mode; what the sliders set is what ``/api/shape`` computes with;
+- the first screen of a lesson at 1280×720 and 1366×768: the input, the feature map and the kernel-size,
+  stride and padding controls lie inside the viewport and are not covered (in projector mode the arithmetic of
+  the selected pixel too);
+- stride and padding are one slider each by default; "asymmetric" shows the per-axis / per-side ones, and an
+  old link with per-side values opens in that mode; what the sliders set is what ``/api/shape`` computes with;
 - warnings that come and go while a slider moves do not move the views;
 - axe-core (vendored in tests/vendor/axe-core, injected into the page) finds no violation of any impact in the
   convolution view (MNIST; an RGB photo with pooling), in projector mode and in the Network view;
-- keyboard: the skip links reach the controls and the views, the digit grid is one Tab stop with the arrow keys
-  inside it; the focus ring contrasts at least 3:1 with what surrounds it;
+- keyboard: the skip links reach the controls and the views, the digit grid is one Tab stop with the arrow
+  keys inside it; the focus ring contrasts at least 3:1 with what surrounds it;
 - every visible control is at least 24 × 24 CSS pixels (a checkbox or radio button: with its label);
 - the im2col column labels never overlap, also in projector mode's larger type;
 - the Groups menu says why it offers only 1.
@@ -90,8 +90,9 @@ class Opener:
         page.goto(self.origin + "/" + query)
         if network:
             page.wait_for_selector("#network-view[data-ready=true]")
-            page.wait_for_function("() => !document.getElementById('network-view').classList.contains('nv-busy')"
-                                   " && document.querySelector('#network-view .top')")
+            page.wait_for_function(
+                "() => !document.getElementById('network-view').classList.contains('nv-busy')"
+                " && document.querySelector('#network-view .top')")
         else:
             wait_idle(page)
         return page
@@ -111,14 +112,14 @@ def open_at(layout_browser: Any, layout_server: Any) -> Iterator[Opener]:
 def rect(page: Any, selector: str) -> dict[str, float]:
     """The bounding client rect of the first element matching ``selector``."""
     box = page.eval_on_selector(
-        selector, "(e) => { const r = e.getBoundingClientRect();"
-        " return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height}; }")
+        selector, "(e) => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top,"
+        " right: r.right, bottom: r.bottom, width: r.width, height: r.height}; }")
     assert box["width"] > 0 and box["height"] > 0, (selector, box)
     return box
 
 
 def on_screen_and_uncovered(page: Any, selector: str) -> list[str]:
-    """Reasons why ``selector`` is not fully in the viewport or is covered at its centre ([] if it is fine)."""
+    """Why ``selector`` is not fully in the viewport, or is covered at its centre ([] if neither)."""
     box = rect(page, selector)
     width, height = page.evaluate("() => [innerWidth, innerHeight]")
     problems = []
@@ -127,7 +128,8 @@ def on_screen_and_uncovered(page: Any, selector: str) -> list[str]:
     covered = page.eval_on_selector(
         selector, """(e) => { const r = e.getBoundingClientRect();
             const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-            return hit && hit !== e && !e.contains(hit) && !hit.contains(e) ? hit.outerHTML.slice(0, 80) : null; }""")
+            const inside = !hit || hit === e || e.contains(hit) || hit.contains(e);
+            return inside ? null : hit.outerHTML.slice(0, 80); }""")
     if covered:
         problems.append(f"{selector} is covered by {covered}")
     return problems
@@ -140,7 +142,8 @@ def horizontal_overflow(page: Any) -> dict[str, Any]:
         const out = [...document.querySelectorAll('body *')]
             .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5
                            && getComputedStyle(e).position !== 'absolute' && !e.closest('.skip'))
-            .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.className} right=${e.getBoundingClientRect().right}`);
+            .slice(0, 5)
+            .map((e) => `${e.tagName}#${e.id}.${e.className} right=${e.getBoundingClientRect().right}`);
         return {scrollWidth: document.scrollingElement.scrollWidth, innerWidth: width, sticking_out: out};
     }""")
 
@@ -232,7 +235,8 @@ def test_first_screen_of_a_lesson(open_at: Opener, size: tuple[int, int], projec
     assert problems == [], problems
     # in asymmetric mode the per-axis and per-side sliders are on the first screen as well
     page.check("#asym")
-    problems = [p for s in ["#sh", "#sw", "#pt", "#pb", "#pl", "#pr"] for p in on_screen_and_uncovered(page, s)]
+    per_side = ["#sh", "#sw", "#pt", "#pb", "#pl", "#pr"]
+    problems = [p for selector in per_side for p in on_screen_and_uncovered(page, selector)]
     assert problems == [], problems
 
 
@@ -265,7 +269,8 @@ def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener,
     press(page, "#sw", "ArrowLeft")
     press(page, "#pl", "ArrowLeft")
     wait_idle(page)
-    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[3, 2], padding=[2, 2, 1, 2])
+    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[3, 2],
+                         padding=[2, 2, 1, 2])
     fingerprint = canvas_fingerprint(page, "#map-0")
     assert [fingerprint["height"], fingerprint["width"]] == expected[2:]
     # back to symmetric: columns take the rows' stride, every side the top padding (and the page shows it)
@@ -282,8 +287,10 @@ def test_old_links_with_per_side_values_open_in_asymmetric_mode(open_at: Opener,
     page = open_at("?sh=2&sw=1&pt=3&pb=0&pl=1&pr=1")
     assert page.is_checked("#asym")
     assert page.is_visible("#pt") and page.is_hidden("#padding")
-    assert [page.input_value(f"#{k}") for k in ["sh", "sw", "pt", "pb", "pl", "pr"]] == ["2", "1", "3", "0", "1", "1"]
-    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[2, 1], padding=[3, 0, 1, 1])
+    values = [page.input_value(f"#{k}") for k in ["sh", "sw", "pt", "pb", "pl", "pr"]]
+    assert values == ["2", "1", "3", "0", "1", "1"]
+    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[2, 1],
+                         padding=[3, 0, 1, 1])
     fingerprint = canvas_fingerprint(page, "#map-0")
     assert [fingerprint["height"], fingerprint["width"]] == expected[2:]
     # equal values stay symmetric; a word padding disables the slider and shows what it resolves to
@@ -306,7 +313,7 @@ def test_old_links_with_per_side_values_open_in_asymmetric_mode(open_at: Opener,
 def test_warnings_coming_and_going_do_not_move_the_views(open_at: Opener, projector: bool) -> None:
     page = open_at("?proj=1" if projector else "")
     # the first row of views, the warnings strip and what follows it (further down, the shape panel's own
-    # content changes with the stride, so the panels after it may move: that is not a warning coming and going)
+    # content changes with the stride, so the panels after it may move: not a warning coming and going)
     panels = ["#panel-input", "#panel-maps", "#panel-arith", "#notices", "#panel-shape"]
 
     def tops() -> dict[str, float]:
@@ -334,8 +341,8 @@ def test_warnings_coming_and_going_do_not_move_the_views(open_at: Opener, projec
 
 AXE_CASES = {
     "mnist": ("", (1280, 720), False),
-    "rgb-photo-with-pooling": ("?image=sample:chelsea&color=rgb&side=64&pool=max&k=sobel_x,sobel_y,laplacian_4",
-                               (1280, 720), False),
+    "rgb-photo-with-pooling": (
+        "?image=sample:chelsea&color=rgb&side=64&pool=max&k=sobel_x,sobel_y,laplacian_4", (1280, 720), False),
     "projector-with-warnings": ("?proj=1&sh=4&sw=2&pt=1", (1280, 720), False),
     "phone": ("?sh=3&sw=3", (390, 844), False),
     "network": ("?tab=network", (1280, 720), True),
@@ -361,7 +368,8 @@ def test_skip_links_and_a_single_tab_stop_for_the_digit_grid(open_at: Opener) ->
     # the first Tab shows the first skip link, on screen
     page.keyboard.press("Tab")
     assert page.evaluate(focused) == "Skip to the controls"
-    box = page.evaluate("() => { const r = document.activeElement.getBoundingClientRect(); return [r.left, r.top]; }")
+    box = page.evaluate("() => [document.activeElement.getBoundingClientRect().left,"
+                        " document.activeElement.getBoundingClientRect().top]")
     assert box[0] >= 0 and box[1] >= 0
     page.keyboard.press("Enter")
     assert page.evaluate(focused) == "controls"
@@ -404,8 +412,8 @@ def test_skip_links_and_a_single_tab_stop_for_the_digit_grid(open_at: Opener) ->
     page.keyboard.press("Home")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
-    assert page.eval_on_selector_all(grid, "(bs) => bs.filter((b) => b.tabIndex === 0).map((b) => b.dataset.image)"
-                                     ) == ["mnist:2"]
+    stops = "(bs) => bs.filter((b) => b.tabIndex === 0).map((b) => b.dataset.image)"
+    assert page.eval_on_selector_all(grid, stops) == ["mnist:2"]
     # Enter opens the focused digit, which stays the grid's one Tab stop
     before = paints(page)
     page.keyboard.press("Enter")
@@ -431,8 +439,8 @@ def test_focus_ring_contrasts_at_least_3_to_1(open_at: Opener, projector: bool) 
                 if (bg && bg !== 'transparent' && !bg.startsWith('rgba(0, 0, 0, 0)')) { behind = bg; break; }
                 node = node.parentElement;
             }
-            return {color: style.outlineColor, width: parseFloat(style.outlineWidth), style: style.outlineStyle,
-                    behind, own: style.backgroundColor};
+            return {color: style.outlineColor, width: parseFloat(style.outlineWidth),
+                    style: style.outlineStyle, behind};
         }""")
         assert ring["style"] != "none" and ring["width"] >= 3, (selector, ring)
         ratio = contrast(parse_rgb(ring["color"]), parse_rgb(ring["behind"]))
@@ -453,9 +461,11 @@ def test_every_visible_control_is_at_least_24_px(open_at: Opener, case: str) -> 
         .filter((e) => e.checkVisibility() && !e.closest('.skip') && !e.classList.contains('skip'))
         .map((e) => {
             // a checkbox or radio button is hit through its label too
-            const target = (e.type === 'checkbox' || e.type === 'radio') && e.closest('label') ? e.closest('label') : e;
+            const box = (e.type === 'checkbox' || e.type === 'radio') && e.closest('label');
+            const target = box || e;
             const r = target.getBoundingClientRect();
-            return {name: e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30) || e.tagName,
+            const name = e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30);
+            return {name: name || e.tagName,
                     width: Math.round(r.width * 10) / 10, height: Math.round(r.height * 10) / 10};
         })
         .filter((c) => c.width < 24 || c.height < 24)""")
@@ -486,7 +496,7 @@ def test_im2col_column_labels_do_not_overlap(open_at: Opener, projector: bool) -
         const ticks = [];
         for (let x = Math.ceil(86 * ratio) + 1; x < canvas.width; x += 1) {
             const o = x * 4;
-            const ink = Math.abs(row[o] - bg[0]) + Math.abs(row[o + 1] - bg[1]) + Math.abs(row[o + 2] - bg[2]) > 150;
+            const ink = [0, 1, 2].reduce((d, i) => d + Math.abs(row[o + i] - bg[i]), 0) > 150;
             if (ink && (!ticks.length || x - ticks.at(-1) > 2)) ticks.push(x);
         }
         const probe = document.createElement('canvas').getContext('2d');
@@ -496,7 +506,7 @@ def test_im2col_column_labels_do_not_overlap(open_at: Opener, projector: bool) -
     }""")
     ticks = found["ticks"]
     assert len(ticks) >= 3, found
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert min(gaps) > found["widest"] + 2, found
 
 
