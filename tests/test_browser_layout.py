@@ -447,15 +447,21 @@ def test_focus_ring_contrasts_at_least_3_to_1(open_at: Opener, projector: bool) 
         assert ratio >= 3, (selector, ring, ratio)
 
 
-@pytest.mark.parametrize("case", ["normal", "projector", "phone", "network"])
+TOUCH_CASES = {
+    "normal": ("", (1280, 720), False),
+    "projector": ("?proj=1&pool=max", (1280, 720), False),
+    "phone": ("?sh=2", (390, 844), False),
+    "phone-11x11-kernel": ("?kh=11&kw=11", (360, 740), False),  # 121 weight cells in the filter editor
+    "network": ("?tab=network", (1280, 720), True),
+}
+
+
+@pytest.mark.parametrize("case", list(TOUCH_CASES))
 def test_every_visible_control_is_at_least_24_px(open_at: Opener, case: str) -> None:
-    query, size, network = {
-        "normal": ("", (1280, 720), False),
-        "projector": ("?proj=1&pool=max", (1280, 720), False),
-        "phone": ("?sh=2", (390, 844), False),
-        "network": ("?tab=network", (1280, 720), True),
-    }[case]
+    query, size, network = TOUCH_CASES[case]
     page = open_at(query, size, network=network)
+    overflow = horizontal_overflow(page)
+    assert overflow["scrollWidth"] <= overflow["innerWidth"], overflow
     small = page.evaluate("""() => [...document.querySelectorAll(
             'button, select, input, textarea, a[href], [tabindex="0"], [role=tab]')]
         .filter((e) => e.checkVisibility() && !e.closest('.skip') && !e.classList.contains('skip'))
