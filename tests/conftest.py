@@ -1,9 +1,13 @@
-"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient."""
+"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient.
+
+For the browser tests (every ``tests/test_browser*.py``): one live server and one Chromium for the session
+(Playwright's sync API allows only one running instance per thread)."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -37,3 +41,34 @@ def png_bytes_of(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real app in a uvicorn subprocess with its own upload store, for the browser tests."""
+    from live_server import LiveServer
+
+    store = tmp_path_factory.mktemp("browser-store")
+    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Chromium through Playwright, or a clean skip when no browser can be launched at all."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser_support import launch_options
+
+    playwright = sync_api.sync_playwright().start()
+    try:
+        try:
+            instance = playwright.chromium.launch(**launch_options())
+        except Exception as first:  # noqa: BLE001 - any launch failure: try Playwright's own build
+            try:
+                instance = playwright.chromium.launch(args=launch_options()["args"], headless=True)
+            except Exception:  # noqa: BLE001
+                pytest.skip(f"no Chromium could be launched: {first}")
+        yield instance
+        instance.close()
+    finally:
+        playwright.stop()

@@ -37,7 +37,6 @@ from browser_support import (
     LATENCY_FILE,
     SCREENSHOTS,
     canvas_fingerprint,
-    launch_options,
     paints,
     summary,
     wait_idle,
@@ -57,31 +56,15 @@ VIEWPORT = {"width": 1280, "height": 720}
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The real app in a uvicorn subprocess with its own upload store."""
-    from live_server import LiveServer
-
-    store = tmp_path_factory.mktemp("browser-store")
-    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
-        yield live
+def server(browser_server: Any) -> Any:
+    """The real app in a uvicorn subprocess (shared with the other browser tests, see conftest.py)."""
+    return browser_server
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Chromium, or a clean skip when no browser can be launched at all."""
-    playwright = sync_api.sync_playwright().start()
-    try:
-        try:
-            instance = playwright.chromium.launch(**launch_options())
-        except Exception as first:  # noqa: BLE001 - any launch failure: try Playwright's own build
-            try:
-                instance = playwright.chromium.launch(args=launch_options()["args"], headless=True)
-            except Exception:  # noqa: BLE001
-                pytest.skip(f"no Chromium could be launched: {first}")
-        yield instance
-        instance.close()
-    finally:
-        playwright.stop()
+def browser(chromium: Any) -> Any:
+    """Chromium (one Playwright for every browser test module, see conftest.py)."""
+    return chromium
 
 
 class Watched:

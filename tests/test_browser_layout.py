@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_support import canvas_fingerprint, launch_options, paints, wait_idle, wait_repaint
+from browser_support import canvas_fingerprint, paints, wait_idle, wait_repaint
 
 pytestmark = pytest.mark.browser
 
@@ -43,31 +43,6 @@ SIZES = [(360, 740), (390, 844), (820, 1180), (1280, 720), (1366, 768), (1920, 1
 # --------------------------------------------------------------------------------------------------
 # fixtures and helpers
 # --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def layout_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The real app in a uvicorn subprocess with its own upload store."""
-    from live_server import LiveServer
-
-    store = tmp_path_factory.mktemp("layout-store")
-    with LiveServer(env={"CONVLENS_STORE_DIR": str(store)}) as live:
-        yield live
-
-
-@pytest.fixture(scope="session")
-def layout_browser() -> Iterator[Any]:
-    """Chromium, or a clean skip when no browser can be launched."""
-    playwright = sync_api.sync_playwright().start()
-    try:
-        try:
-            instance = playwright.chromium.launch(**launch_options())
-        except Exception as error:  # noqa: BLE001 - any launch failure means: no browser here
-            pytest.skip(f"no Chromium could be launched: {error}")
-        yield instance
-        instance.close()
-    finally:
-        playwright.stop()
 
 
 class Opener:
@@ -103,8 +78,9 @@ class Opener:
 
 
 @pytest.fixture()
-def open_at(layout_browser: Any, layout_server: Any) -> Iterator[Opener]:
-    opener = Opener(layout_browser, layout_server.url)
+def open_at(chromium: Any, browser_server: Any) -> Iterator[Opener]:
+    """Open pages in the session's Chromium (conftest.py), against the session's live server."""
+    opener = Opener(chromium, browser_server.url)
     yield opener
     opener.close()
 
@@ -245,7 +221,7 @@ def test_first_screen_of_a_lesson(open_at: Opener, size: tuple[int, int], projec
 # --------------------------------------------------------------------------------------------------
 
 
-def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener, layout_server: Any) -> None:
+def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener, browser_server: Any) -> None:
     page = open_at()
     assert not page.is_checked("#asym")
     assert page.is_visible("#stride") and page.is_visible("#padding")
@@ -258,7 +234,7 @@ def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener,
     wait_idle(page)
     params = url_params(page)
     assert [params[k] for k in ["sh", "sw", "pt", "pb", "pl", "pr"]] == ["3", "3", "2", "2", "2", "2"]
-    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=3, padding=2)
+    expected = api_shape(browser_server, input_size=[28, 28], kernel_size=3, stride=3, padding=2)
     fingerprint = canvas_fingerprint(page, "#map-0")
     assert [fingerprint["height"], fingerprint["width"]] == expected[2:] == [10, 10]
     assert page.text_content("#stride-out") == "3" and page.text_content("#padding-out") == "2"
@@ -269,7 +245,7 @@ def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener,
     press(page, "#sw", "ArrowLeft")
     press(page, "#pl", "ArrowLeft")
     wait_idle(page)
-    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[3, 2],
+    expected = api_shape(browser_server, input_size=[28, 28], kernel_size=3, stride=[3, 2],
                          padding=[2, 2, 1, 2])
     fingerprint = canvas_fingerprint(page, "#map-0")
     assert [fingerprint["height"], fingerprint["width"]] == expected[2:]
@@ -283,13 +259,13 @@ def test_symmetric_stride_and_padding_with_an_asymmetric_toggle(open_at: Opener,
     assert page.is_visible("#stride") and page.input_value("#stride") == "3"
 
 
-def test_old_links_with_per_side_values_open_in_asymmetric_mode(open_at: Opener, layout_server: Any) -> None:
+def test_old_links_with_per_side_values_open_in_asymmetric_mode(open_at: Opener, browser_server: Any) -> None:
     page = open_at("?sh=2&sw=1&pt=3&pb=0&pl=1&pr=1")
     assert page.is_checked("#asym")
     assert page.is_visible("#pt") and page.is_hidden("#padding")
     values = [page.input_value(f"#{k}") for k in ["sh", "sw", "pt", "pb", "pl", "pr"]]
     assert values == ["2", "1", "3", "0", "1", "1"]
-    expected = api_shape(layout_server, input_size=[28, 28], kernel_size=3, stride=[2, 1],
+    expected = api_shape(browser_server, input_size=[28, 28], kernel_size=3, stride=[2, 1],
                          padding=[3, 0, 1, 1])
     fingerprint = canvas_fingerprint(page, "#map-0")
     assert [fingerprint["height"], fingerprint["width"]] == expected[2:]
