@@ -429,6 +429,7 @@ TOUCH_CASES = {
     "phone": ("?sh=2", (390, 844), False),
     "phone-11x11-kernel": ("?kh=11&kw=11", (360, 740), False),  # 121 weight cells in the filter editor
     "network": ("?tab=network", (1280, 720), True),
+    "network-phone-projector": ("?tab=network&proj=1", (360, 740), True),
 }
 
 
@@ -436,6 +437,8 @@ TOUCH_CASES = {
 def test_every_visible_control_is_at_least_24_px(open_at: Opener, case: str) -> None:
     query, size, network = TOUCH_CASES[case]
     page = open_at(query, size, network=network)
+    if not network:
+        page.wait_for_selector("#arith-value")
     overflow = horizontal_overflow(page)
     assert overflow["scrollWidth"] <= overflow["innerWidth"], overflow
     small = page.evaluate("""() => [...document.querySelectorAll(
