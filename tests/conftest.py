@@ -1,4 +1,7 @@
-"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient."""
+"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient.
+
+For the browser tests (every ``tests/test_browser*.py``): one live server and one Chromium for the session
+(Playwright's sync API allows only one running instance per thread)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import { bindFilterEditor } from './filter_editor.js';
 import { refitFlat } from './kernels.js';
 import { bindSelection } from './selection.js';
 import { transposeCellAt } from './render/transpose.js';
-import { markSelected, renderMnistGrid, renderSamples } from './render/source.js';
+import { markSelected, moveInGrid, renderMnistGrid, renderSamples } from './render/source.js';
 import { MAX_FILTERS } from './state.js';
 
 const MNIST_PAGE = 30;
@@ -39,6 +39,24 @@ export function bindControls(doc, app) {
       else app.set({ [key]: value });
     });
   }
+
+  // ---- symmetric sliders (data-sym="sh sw"): one value for every key; per-axis/per-side ones behind #asym
+  for (const input of doc.querySelectorAll('input[type=range][data-sym]')) {
+    input.addEventListener('input', () => {
+      const value = Number(input.value);
+      $(`${input.id}-out`).textContent = input.value;
+      app.markInput();
+      app.set(Object.fromEntries(input.dataset.sym.split(' ').map((key) => [key, value])));
+    });
+  }
+  $('asym').addEventListener('change', () => {
+    if ($('asym').checked) return;
+    // back to one value each: columns take the rows' stride, every side the top padding
+    const { sh, sw, pt, pb, pl, pr } = s();
+    if (sh === sw && pt === pb && pt === pl && pt === pr) return;
+    app.markInput();
+    app.set({ sw: sh, pb: pt, pl: pt, pr: pt });
+  });
 
   /** Change the number of filters: new filters take the next preset; groups may fall back to 1. */
   function setFilterCount(count) {
@@ -131,6 +149,11 @@ export function bindControls(doc, app) {
     }
   });
   for (const grid of [$('mnist-grid'), $('sample-list')]) {
+    // one Tab stop: the arrow keys (Home, End) move between the thumbnails, Enter or Space opens one
+    grid.addEventListener('keydown', (event) => {
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (moveInGrid(grid, event.target.closest('button[data-image]'), event.key)) event.preventDefault();
+    });
     grid.addEventListener('click', (event) => {
       const button = event.target.closest('button[data-image]');
       if (!button) return;
@@ -232,15 +255,17 @@ export function bindControls(doc, app) {
   });
 
   // ---- header: tabs, projector, share
-  for (const tab of doc.querySelectorAll('[role=tab]')) {
+  const tabs = [...doc.querySelectorAll('[role=tab]')];
+  for (const tab of tabs) {
     tab.addEventListener('click', () => app.set({ tab: tab.dataset.tab }));
     tab.addEventListener('keydown', (event) => {
-      if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
-      const names = [...doc.querySelectorAll('[role=tab]')].map((t) => t.dataset.tab);
-      const step = event.key === 'ArrowRight' ? 1 : names.length - 1;
-      const next = names[(names.indexOf(tab.dataset.tab) + step) % names.length];
-      app.set({ tab: next });
-      doc.querySelector(`[role=tab][data-tab=${next}]`).focus();
+      const i = tabs.indexOf(tab);
+      const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = tabs[(to + tabs.length) % tabs.length];
+      app.set({ tab: next.dataset.tab });
+      next.focus();
     });
   }
   $('projector').addEventListener('click', () => {
@@ -253,4 +278,62 @@ export function bindControls(doc, app) {
     button.addEventListener('click', () => app.download(button.dataset.download));
   }
   doc.addEventListener('convlens:open-filter', (event) => app.openFilter(event.detail));
+}
+
+/**
+ * Reflect the state in the controls that are not one state key each (called by app.sync): the symmetric
+ * stride and padding sliders, the "asymmetric" toggle (switched on when the values differ, e.g. an old link
+ * with per-side padding), and why the Groups menu offers what it offers.
+ * @param {Document} doc
+ * @param {{state: Object, bounds: Object|null, geometry: Object|null}} app
+ */
+export function syncControls(doc, app) {
+  const $ = (id) => doc.getElementById(id);
+  const s = app.state;
+  const bounds = app.bounds || {};
+  const explicit = s.pad === 'explicit';
+  const pads = [s.pt, s.pb, s.pl, s.pr];
+  if (s.sh !== s.sw || (explicit && pads.some((p) => p !== s.pt))) $('asym').checked = true;
+
+  const strideMax = Math.min(bounds.sh?.max ?? 8, bounds.sw?.max ?? 8);
+  setSlider($('stride'), s.sh, 1, strideMax, `${s.sh}`);
+
+  const sides = ['pt', 'pb', 'pl', 'pr'];
+  const padMin = Math.max(...sides.map((key) => bounds[key]?.min ?? 0));
+  const padMax = Math.min(...sides.map((key) => bounds[key]?.max ?? 10));
+  const resolved = app.geometry?.padding;
+  const padding = $('padding');
+  padding.disabled = !explicit;
+  if (explicit || !resolved) {
+    setSlider(padding, s.pt, padMin, padMax, `${s.pt}`);
+  } else {
+    const { top, bottom, left, right } = resolved;
+    const same = top === bottom && top === left && top === right;
+    setSlider(padding, top, 0, padMax, same ? `${top}` : `${Math.min(top, bottom, left, right)}–${Math.max(top, bottom, left, right)}`,
+      `${s.pad}: top ${top}, bottom ${bottom}, left ${left}, right ${right}`);
+  }
+
+  const channels = s.color === 'rgb' ? 3 : 1;
+  const filters = s.k.length;
+  const allowed = bounds.groups || [1];
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  $('groups-why').textContent = allowed.length > 1 ? '' :
+    `Only 1: groups must divide both the ${plural(channels, 'input channel')} and the ${plural(filters, 'filter')}.`;
+}
+
+/**
+ * Set a range input's bounds, value, shown value and spoken value.
+ * @param {HTMLInputElement} input
+ * @param {number} value
+ * @param {number} min
+ * @param {number} max
+ * @param {string} shown  text of its <output>
+ * @param {string} [spoken]  aria-valuetext (default: the shown text and the allowed range)
+ */
+function setSlider(input, value, min, max, shown, spoken) {
+  input.min = String(min);
+  input.max = String(max);
+  input.value = String(value);
+  input.ownerDocument.getElementById(`${input.id}-out`).textContent = shown;
+  input.setAttribute('aria-valuetext', spoken ?? `${shown} (allowed ${min} to ${max})`);
 }

@@ -1,7 +1,7 @@
 // convlens page entry point: owns the one state object, asks the API, and hands the answers to the pure
 // rendering functions. Events are bound in controls.js only; nothing here is a global.
 import { ApiError, Superseded, createApi } from './api.js';
-import { bindControls } from './controls.js';
+import { bindControls, syncControls } from './controls.js';
 import { mountAlgorithms } from './algorithms_view.js';
 import { installAnimationDownload } from './animation_download.js';
 import { installDownloads } from './downloads.js';
@@ -453,6 +453,7 @@ function createApp(doc) {
       const weights = filterWeights(s, app.presets, channelsPerFilter());
       renderFilters($('filter-list'), s, weights, app.presetNames, app.presets, s.groups);
     }
+    syncControls(doc, app);
     app.showPosition();
     const info = app.imageInfo.get(s.image);
     const size = inputSize();
@@ -645,15 +646,12 @@ function createApp(doc) {
   /** Show the selected tab; mount the network view lazily the first time. */
   app.showTab = () => {
     const network = app.state.tab === 'network';
-    const layers = app.state.tab === 'layers';
-    $('conv-view').hidden = network || layers;
-    $('network-view').hidden = !network;
-    $('layers-view').hidden = !layers;
-    if (layers) app.mountLayers();
+    if (app.state.tab === 'layers') app.mountLayers();
     for (const tab of doc.querySelectorAll('[role=tab]')) {
       const selected = tab.dataset.tab === app.state.tab;
       tab.setAttribute('aria-selected', String(selected));
       tab.tabIndex = selected ? 0 : -1;
+      $(tab.getAttribute('aria-controls')).hidden = !selected;
     }
     if (network && !app.networkMounted) {
       app.networkMounted = true;

@@ -92,7 +92,7 @@ function dataUrlBlob(url) {
  */
 function panel(title, note, body) {
   return el('section', { class: 'nv-panel' }, [
-    el('h3', { class: 'nv-title', text: title }),
+    el('h2', { class: 'nv-title', text: title }),
     el('p', { class: 'nv-note', text: note }),
     body,
   ]);

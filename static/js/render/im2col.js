@@ -127,7 +127,7 @@ export function drawMatrixView(scroller, canvas, data, source, view) {
   ctx.font = `${Math.round((parseFloat(style.fontSize) || 14) * 0.8)}px system-ui, sans-serif`;
   ctx.textBaseline = 'middle';
   ctx.textAlign = 'right';
-  const rowEvery = Math.max(1, Math.ceil(13 / zoom));
+  const rowEvery = Math.max(1, Math.ceil((parseFloat(ctx.font) + 1) / zoom));
   ctx.save();
   ctx.beginPath();
   ctx.rect(0, LABEL_H, LABEL_W, height - LABEL_H);
@@ -145,7 +145,9 @@ export function drawMatrixView(scroller, canvas, data, source, view) {
   ctx.clip();
   ctx.textAlign = 'left';
   const ow = data.out_size[1];
-  const colEvery = Math.max(1, Math.ceil(52 / zoom));
+  // one label per colEvery columns: as many as fit without touching, at the current (projector) font size
+  const widest = ctx.measureText(`(${data.out_size[0] - 1}, ${ow - 1})`).width;
+  const colEvery = Math.max(1, Math.ceil((widest + 8) / zoom));
   for (let c = 0; c < visibleCols; c += 1) {
     const col = c0 + c;
     if (col % colEvery) continue;

@@ -140,7 +140,7 @@ export function drawInputOverlay(overlay, geometry, marks) {
  */
 export function inputCellAt(event, target, geometry) {
   const rect = target.getBoundingClientRect();
-  const { display } = inputScale(geometry.padded);
+  const display = rect.width / geometry.padded[1]; // the CSS may show the canvas smaller (narrow screens)
   const r = Math.floor((event.clientY - rect.top) / display);
   const c = Math.floor((event.clientX - rect.left) / display);
   if (r < 0 || c < 0 || r >= geometry.padded[0] || c >= geometry.padded[1]) return null;

@@ -22,6 +22,7 @@ export function renderMnistGrid(grid, page, selected) {
       ]),
     ),
   );
+  rove(grid);
 }
 
 /**
@@ -45,6 +46,7 @@ export function renderSamples(list, samples, selected) {
       ]),
     ),
   );
+  rove(list);
 }
 
 /**
@@ -56,4 +58,38 @@ export function markSelected(grid, selected) {
   for (const button of grid.querySelectorAll('button[data-image]')) {
     button.setAttribute('aria-pressed', String(button.dataset.image === selected));
   }
+  rove(grid);
+}
+
+/**
+ * Roving tabindex: the grid is one Tab stop, on `active` (default: the selected thumbnail, else the first).
+ * @param {HTMLElement} grid
+ * @param {HTMLElement} [active]
+ */
+export function rove(grid, active) {
+  const buttons = [...grid.querySelectorAll('button[data-image]')];
+  const stop = active || buttons.find((b) => b.getAttribute('aria-pressed') === 'true') || buttons[0];
+  for (const button of buttons) button.tabIndex = button === stop ? 0 : -1;
+}
+
+/**
+ * Move the focus inside a thumbnail grid for an arrow key, Home or End (rows as laid out by the CSS grid).
+ * @param {HTMLElement} grid
+ * @param {HTMLElement|null} from  the focused thumbnail
+ * @param {string} key  KeyboardEvent.key
+ * @returns {boolean} whether the key was handled
+ */
+export function moveInGrid(grid, from, key) {
+  const buttons = [...grid.querySelectorAll('button[data-image]')];
+  const i = buttons.indexOf(from);
+  if (i < 0) return false;
+  const columns = Math.max(1, getComputedStyle(grid).gridTemplateColumns.split(' ').filter(Boolean).length);
+  const to = {
+    ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + columns, ArrowUp: i - columns, Home: 0, End: buttons.length - 1,
+  }[key];
+  if (to === undefined) return false;
+  const next = buttons[Math.max(0, Math.min(buttons.length - 1, to))];
+  rove(grid, next);
+  next.focus();
+  return true;
 }
