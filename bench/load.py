@@ -101,9 +101,16 @@ class Browser:
         self.idle: list[Connection] = []
 
     async def send(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
+        reused = bool(self.idle)
         conn = self.idle.pop() if self.idle else Connection(self.host, self.port)
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
+            answer = await conn.request(method, path, data)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            conn.close()
+            if not reused:
+                raise
+            conn = Connection(self.host, self.port)  # the server closed an idle keep-alive: as a browser, retry
             answer = await conn.request(method, path, data)
         except BaseException:
             conn.close()  # aborted (superseded) or broken: the browser drops the connection
@@ -290,14 +297,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen[bytes], int, str]:
+def start_server(workers: int, app_dir: Path = REPO) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
     store = tempfile.mkdtemp(prefix="convlens-load-")
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--http", "app.tcp:NoDelayH11", "--log-level", "warning",
                "--no-access-log"]
     env = {**os.environ, **SERVER_ENV, "CONVLENS_STORE_DIR": store}
-    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    proc = subprocess.Popen(command, cwd=app_dir, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -501,8 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="--cost: steps per case")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--app-dir", type=Path, default=REPO,
+                        help="serve the app of this source tree (e.g. an older commit, to compare)")
     args = parser.parse_args(argv)
-    proc, port, _ = start_server(args.workers)
+    proc, port, _ = start_server(args.workers, args.app_dir)
     try:
         workers = workers_of(proc.pid)
         if args.cost:
