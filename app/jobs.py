@@ -102,4 +102,3 @@ async def layer_body(
     if store is not None:
         store.put(key, out)
     return out, (None if store is None else "miss")
-

@@ -92,6 +92,11 @@ ROWS_PER_BLOCK = 256
 """High-bit-depth images are converted this many rows at a time (bounded float64 temporaries)."""
 
 
+def _finite(rows: np.ndarray) -> np.ndarray:
+    """Rows as float64 with NaN and ±inf replaced by 0."""
+    return np.nan_to_num(rows.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
     """16- or 32-bit integer and float grayscale → 8-bit ``"L"`` (row blocks: bounded extra memory)."""
     values = np.asarray(image)
@@ -99,12 +104,12 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
     if image.mode == "F":
         top = -np.inf
         for r in range(0, values.shape[0], ROWS_PER_BLOCK):
-            block = np.nan_to_num(values[r : r + ROWS_PER_BLOCK].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            block = _finite(values[r : r + ROWS_PER_BLOCK])
             if block.size:
                 top = max(top, float(block.max()))
         unit = values.size > 0 and top <= 1.0
         for r in range(0, values.shape[0], ROWS_PER_BLOCK):
-            block = np.nan_to_num(values[r : r + ROWS_PER_BLOCK].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            block = _finite(values[r : r + ROWS_PER_BLOCK])
             scaled = block * 255.0 if unit else block
             out[r : r + ROWS_PER_BLOCK] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
         return Image.fromarray(out, "L")

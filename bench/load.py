@@ -47,10 +47,27 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PRESETS_3X3 = ["sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian_4", "laplacian_8", "sharpen",
-               "emboss", "outline", "gaussian_3", "box_blur_3", "scharr_x", "scharr_y"]
-SERVER_ENV = {"MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-              "MKL_NUM_THREADS": "1"}
+PRESETS_3X3 = [
+    "sobel_x",
+    "sobel_y",
+    "prewitt_x",
+    "prewitt_y",
+    "laplacian_4",
+    "laplacian_8",
+    "sharpen",
+    "emboss",
+    "outline",
+    "gaussian_3",
+    "box_blur_3",
+    "scharr_x",
+    "scharr_y",
+]
+SERVER_ENV = {
+    "MALLOC_ARENA_MAX": "2",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 """As ``make run``: glibc arenas bounded (RSS returns after bursts), BLAS on the calling thread."""
 STEPS_PER_BURST, STEP_GAP, FOLLOW_DELAY, FILL_DELAY = 8, 0.120, 0.060, 0.250
 
@@ -66,7 +83,9 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             sock = self.writer.get_extra_info("socket")
@@ -110,7 +129,9 @@ class Browser:
             conn.close()
             if not reused:
                 raise
-            conn = Connection(self.host, self.port)  # the server closed an idle keep-alive: as a browser, retry
+            conn = Connection(
+                self.host, self.port
+            )  # the server closed an idle keep-alive: as a browser, retry
             answer = await conn.request(method, path, data)
         except BaseException:
             conn.close()  # aborted (superseded) or broken: the browser drops the connection
@@ -135,10 +156,20 @@ def conv_body(s: dict[str, Any], kernels: dict[str, list[list[float]]]) -> dict[
     channels = 3 if s["color"] == "rgb" else 1
     weight = [[kernel(k, kernels) for _ in range(channels)] for k in s["filters"]]
     oh = (s["side"] + 2 * s["pad"] - len(weight[0][0])) // s["stride"] + 1
-    return {"image": s["image"], "color": s["color"], "max_side": s["side"], "weight": weight,
-            "bias": [0.0] * len(weight), "stride": [s["stride"], s["stride"]], "padding": [s["pad"], s["pad"]],
-            "dilation": [1, 1], "groups": 1, "activation": s["act"], "pool": s["pool"],
-            "values": oh * oh <= 64 * 64}
+    return {
+        "image": s["image"],
+        "color": s["color"],
+        "max_side": s["side"],
+        "weight": weight,
+        "bias": [0.0] * len(weight),
+        "stride": [s["stride"], s["stride"]],
+        "padding": [s["pad"], s["pad"]],
+        "dilation": [1, 1],
+        "groups": 1,
+        "activation": s["act"],
+        "pool": s["pool"],
+        "values": oh * oh <= 64 * 64,
+    }
 
 
 def followers(body: dict[str, Any], views: set[str], channels: int) -> list[tuple[str, str, Any]]:
@@ -151,19 +182,48 @@ def followers(body: dict[str, Any], views: set[str], channels: int) -> list[tupl
     if "im2col" in views:
         out.append(("im2col", "/api/im2col", {**plain, "indices": True, "columns": None}))
     if "backward" in views:
-        out.append(("backward", "/api/backward?pictures=levels",
-                    {**plain, "upstream": {"kind": "ones", "position": position, "seed": 0}, "target": "conv"}))
+        out.append(
+            (
+                "backward",
+                "/api/backward?pictures=levels",
+                {**plain, "upstream": {"kind": "ones", "position": position, "seed": 0}, "target": "conv"},
+            )
+        )
     if "transpose" in views:
         k = body["weight"][0][0]
-        out.append(("transpose", "/api/transpose", {"x": [[1, 1, 1]] * 3, "weight": k, "stride": body["stride"],
-                                                     "padding": [0, 0], "output_padding": [0, 0],
-                                                     "dilation": [1, 1]}))
+        out.append(
+            (
+                "transpose",
+                "/api/transpose",
+                {
+                    "x": [[1, 1, 1]] * 3,
+                    "weight": k,
+                    "stride": body["stride"],
+                    "padding": [0, 0],
+                    "output_padding": [0, 0],
+                    "dilation": [1, 1],
+                },
+            )
+        )
     if "channels" in views and channels > 1:
         zero = [[0.0] * len(body["weight"][0][0][0]) for _ in body["weight"][0][0]]
-        weight = [[body["weight"][0][c] if k == c else zero for k in range(channels)] for c in range(channels)]
-        out.append(("channels", "/api/conv?pictures=levels",
-                    {**body, "weight": weight, "bias": [0.0] * channels, "groups": 1, "activation": "none",
-                     "pool": None}))
+        weight = [
+            [body["weight"][0][c] if k == c else zero for k in range(channels)] for c in range(channels)
+        ]
+        out.append(
+            (
+                "channels",
+                "/api/conv?pictures=levels",
+                {
+                    **body,
+                    "weight": weight,
+                    "bias": [0.0] * channels,
+                    "groups": 1,
+                    "activation": "none",
+                    "pool": None,
+                },
+            )
+        )
     return out
 
 
@@ -188,24 +248,49 @@ class Stats:
 
 
 class Student:
-    def __init__(self, browser: Browser, rng: random.Random, photo: bool, view: set[str], stats: Stats,
-                 kernels: dict[str, list[list[float]]], deadline: float) -> None:
+    def __init__(
+        self,
+        browser: Browser,
+        rng: random.Random,
+        photo: bool,
+        view: set[str],
+        stats: Stats,
+        kernels: dict[str, list[list[float]]],
+        deadline: float,
+    ) -> None:
         self.browser, self.rng, self.photo, self.view, self.stats = browser, rng, photo, view, stats
         self.kernels, self.deadline = kernels, deadline
         if photo:
-            self.s = {"image": "sample:astronaut", "color": "rgb", "side": 256, "filters": rng.sample(PRESETS_3X3, 8),
-                      "stride": 1, "pad": 1, "act": "none", "pool": None}
+            self.s = {
+                "image": "sample:astronaut",
+                "color": "rgb",
+                "side": 256,
+                "filters": rng.sample(PRESETS_3X3, 8),
+                "stride": 1,
+                "pad": 1,
+                "act": "none",
+                "pool": None,
+            }
         else:
-            self.s = {"image": f"mnist:{rng.randrange(10000)}", "color": "gray", "side": 28,
-                      "filters": [rng.choice(PRESETS_3X3)], "stride": 1, "pad": 1, "act": "relu",
-                      "pool": {"mode": "max", "kernel_size": 2}}
+            self.s = {
+                "image": f"mnist:{rng.randrange(10000)}",
+                "color": "gray",
+                "side": 28,
+                "filters": [rng.choice(PRESETS_3X3)],
+                "stride": 1,
+                "pad": 1,
+                "act": "relu",
+                "pool": {"mode": "max", "kernel_size": 2},
+            }
 
     def move(self) -> None:
         """One slider event: kernel values, stride, padding or a filter."""
         control = self.rng.choice(["kernel", "kernel", "padding", "stride", "filter"])
         if control == "kernel":
             size = 3
-            self.s["filters"][0] = [[round(self.rng.uniform(-1, 1), 2) for _ in range(size)] for _ in range(size)]
+            self.s["filters"][0] = [
+                [round(self.rng.uniform(-1, 1), 2) for _ in range(size)] for _ in range(size)
+            ]
         elif control == "padding":
             self.s["pad"] = self.rng.randint(0, 2)
         elif control == "stride":
@@ -253,12 +338,23 @@ class Student:
 
 def heavy_body(kernels: int, padding: int) -> dict[str, Any]:
     rng = random.Random(1)
-    weight = [[[[round(rng.uniform(-1, 1), 2) for _ in range(kernels)] for _ in range(kernels)] for _ in range(3)]
-              for _ in range(20)]
-    return {"image": "sample:astronaut", "color": "rgb", "max_side": 256, "weight": weight,
-            "stride": [1, 1], "padding": [padding, padding], "activation": "relu",
-            "pool": {"mode": "max", "kernel_size": 2}, "target": "pool", "values": False,
-            "upstream": {"kind": "ones", "position": [0, 0, 0], "seed": 0}}
+    weight = [
+        [[[round(rng.uniform(-1, 1), 2) for _ in range(kernels)] for _ in range(kernels)] for _ in range(3)]
+        for _ in range(20)
+    ]
+    return {
+        "image": "sample:astronaut",
+        "color": "rgb",
+        "max_side": 256,
+        "weight": weight,
+        "stride": [1, 1],
+        "padding": [padding, padding],
+        "activation": "relu",
+        "pool": {"mode": "max", "kernel_size": 2},
+        "target": "pool",
+        "values": False,
+        "upstream": {"kind": "ones", "position": [0, 0, 0], "seed": 0},
+    }
 
 
 async def find_heavy(host: str, port: int) -> dict[str, Any] | None:
@@ -300,9 +396,23 @@ def free_port() -> int:
 def start_server(workers: int, app_dir: Path = REPO) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
     store = tempfile.mkdtemp(prefix="convlens-load-")
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--http", "app.tcp:NoDelayH11", "--log-level", "warning",
-               "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--http",
+        "app.tcp:NoDelayH11",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     env = {**os.environ, **SERVER_ENV, "CONVLENS_STORE_DIR": store}
     proc = subprocess.Popen(command, cwd=app_dir, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -400,8 +510,18 @@ async def run_class(args: argparse.Namespace, port: int, workers: list[int]) -> 
     heavy = await find_heavy("127.0.0.1", port) if args.heavy else None
     deadline = time.monotonic() + args.duration
     rng = random.Random(args.seed)
-    students = [Student(Browser("127.0.0.1", port), random.Random(rng.random()), i % 4 == 0, VIEWS[args.view],
-                        stats, kernels, deadline) for i in range(args.students)]
+    students = [
+        Student(
+            Browser("127.0.0.1", port),
+            random.Random(rng.random()),
+            i % 4 == 0,
+            VIEWS[args.view],
+            stats,
+            kernels,
+            deadline,
+        )
+        for i in range(args.students)
+    ]
     rss_max = {pid: rss_mb(pid) for pid in workers}
 
     async def sample() -> None:
@@ -412,7 +532,9 @@ async def run_class(args: argparse.Namespace, port: int, workers: list[int]) -> 
 
     tasks = [asyncio.create_task(s.run()) for s in students] + [asyncio.create_task(sample())]
     if heavy is not None:
-        tasks.append(asyncio.create_task(heavy_student("127.0.0.1", port, heavy["body"], heavy_stats, deadline)))
+        tasks.append(
+            asyncio.create_task(heavy_student("127.0.0.1", port, heavy["body"], heavy_stats, deadline))
+        )
     server0, client0, wall0 = cpu_seconds(workers), time.process_time(), time.monotonic()
     await asyncio.gather(*tasks, return_exceptions=True)
     wall = time.monotonic() - wall0
@@ -422,20 +544,34 @@ async def run_class(args: argparse.Namespace, port: int, workers: list[int]) -> 
     await asyncio.sleep(10)
     codes = heavy_stats.heavy
     return {
-        "students": args.students, "photo_share": 0.25, "view": args.view, "seconds": round(wall, 1),
-        "steps": stats.steps, "aborted": stats.aborted,
-        "settled_ms": {"p50": pct(stats.settled, 0.5), "p95": pct(stats.settled, 0.95),
-                       "p99": pct(stats.settled, 0.99)},
+        "students": args.students,
+        "photo_share": 0.25,
+        "view": args.view,
+        "seconds": round(wall, 1),
+        "steps": stats.steps,
+        "aborted": stats.aborted,
+        "settled_ms": {
+            "p50": pct(stats.settled, 0.5),
+            "p95": pct(stats.settled, 0.95),
+            "p99": pct(stats.settled, 0.99),
+        },
         "fill_ms": {"p50": pct(stats.fills, 0.5), "p95": pct(stats.fills, 0.95)},
-        "statuses": stats.statuses, "errors": stats.errors[:5],
-        "server_cpu_s": round(server_cpu, 2), "server_cpu_per_step_ms": round(server_cpu / max(1, stats.steps) * 1000, 2),
-        "server_cpu_share": round(server_cpu / wall, 2), "client_cpu_s": round(client_cpu, 2),
+        "statuses": stats.statuses,
+        "errors": stats.errors[:5],
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_per_step_ms": round(server_cpu / max(1, stats.steps) * 1000, 2),
+        "server_cpu_share": round(server_cpu / wall, 2),
+        "client_cpu_s": round(client_cpu, 2),
         "client_cpu_share": round(client_cpu / wall, 2),
         "rss_max_mb": [round(v) for v in rss_max.values()],
         "rss_idle_mb": [round(rss_mb(pid)) for pid in workers],
-        "heavy": None if heavy is None else {
-            "kernel": heavy["kernel"], "requests": len(codes),
-            "ok": sum(1 for c, _ in codes if c == 200), "503": sum(1 for c, _ in codes if c == 503),
+        "heavy": None
+        if heavy is None
+        else {
+            "kernel": heavy["kernel"],
+            "requests": len(codes),
+            "ok": sum(1 for c, _ in codes if c == 200),
+            "503": sum(1 for c, _ in codes if c == 503),
             "other": sorted({c for c, _ in codes if c not in (200, 503)}),
             "p50_ms": pct([t for c, t in codes if c == 200], 0.5),
         },
@@ -449,8 +585,12 @@ async def run_cost(port: int, workers: list[int], steps: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, photo in (("mnist", False), ("photo", True)):
         student = Student(browser, random.Random(7), photo, set(), Stats(), kernels, 0)
-        for label, views in (("drag step (top view)", VIEWS["top"]), ("fill (views off screen)", ALL_VIEWS - VIEWS["top"]),
-                             ("conv only", set()), ("conv + every view", ALL_VIEWS)):
+        for label, views in (
+            ("drag step (top view)", VIEWS["top"]),
+            ("fill (views off screen)", ALL_VIEWS - VIEWS["top"]),
+            ("conv only", set()),
+            ("conv + every view", ALL_VIEWS),
+        ):
             for _ in range(3):  # warm-up
                 student.move()
                 await student.step(conv_body(student.s, kernels))
@@ -464,7 +604,9 @@ async def run_cost(port: int, workers: list[int], steps: int) -> dict[str, Any]:
                     await student.fetch("conv", "/api/conv?pictures=levels", body)
                     await asyncio.sleep(0.02)
                     before -= cpu_seconds(workers) - conv_before
-                    await asyncio.gather(*(student.fetch(*r) for r in followers(body, views, 3 if photo else 1)))
+                    await asyncio.gather(
+                        *(student.fetch(*r) for r in followers(body, views, 3 if photo else 1))
+                    )
                 else:
                     student.view = views
                     await student.step(body)
@@ -481,18 +623,26 @@ def table(result: dict[str, Any]) -> str:
         ("students (¼ on the 256 px RGB photo, 8 filters)", f"{result['students']}, view `{result['view']}`"),
         ("steps settled / aborted by a newer step", f"{result['steps']} / {result['aborted']}"),
         ("step settled p50 / p95 / p99", f"{s['p50']:.0f} / {s['p95']:.0f} / {s['p99']:.0f} ms"),
-        ("fill of the off-screen views after a burst p50 / p95",
-         f"{result['fill_ms']['p50']:.0f} / {result['fill_ms']['p95']:.0f} ms"),
+        (
+            "fill of the off-screen views after a burst p50 / p95",
+            f"{result['fill_ms']['p50']:.0f} / {result['fill_ms']['p95']:.0f} ms",
+        ),
         ("answers by status", ", ".join(f"{k}: {v}" for k, v in sorted(result["statuses"].items()))),
         ("server CPU per step (fills included)", f"{result['server_cpu_per_step_ms']} ms"),
-        ("server CPU / load generator CPU (cores)", f"{result['server_cpu_share']} / {result['client_cpu_share']}"),
+        (
+            "server CPU / load generator CPU (cores)",
+            f"{result['server_cpu_share']} / {result['client_cpu_share']}",
+        ),
         ("worker RSS max during / 10 s after", f"{result['rss_max_mb']} / {result['rss_idle_mb']} MB"),
     ]
     if h is not None:
-        rows.append(("heavy student (backward 20 filters "
-                     f"{h['kernel']}×{h['kernel']}, pooled)",
-                     f"{h['requests']} requests: {h['ok']} answered (p50 {h['p50_ms']:.0f} ms), {h['503']} × 503"
-                     + (f", other {h['other']}" if h["other"] else "")))
+        rows.append(
+            (
+                f"heavy student (backward 20 filters {h['kernel']}×{h['kernel']}, pooled)",
+                f"{h['requests']} requests: {h['ok']} answered (p50 {h['p50_ms']:.0f} ms), {h['503']} × 503"
+                + (f", other {h['other']}" if h["other"] else ""),
+            )
+        )
     return "| measure | value |\n| --- | --- |\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
@@ -501,15 +651,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=60)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of class (default 60)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--view", choices=sorted(VIEWS), default="top",
-                        help="views on screen while dragging (default top: the first screen)")
+    parser.add_argument(
+        "--view",
+        choices=sorted(VIEWS),
+        default="top",
+        help="views on screen while dragging (default top: the first screen)",
+    )
     parser.add_argument("--heavy", action="store_true", help="add the heavy student")
     parser.add_argument("--cost", action="store_true", help="server CPU per step of one student instead")
     parser.add_argument("--steps", type=int, default=200, help="--cost: steps per case")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
-    parser.add_argument("--app-dir", type=Path, default=REPO,
-                        help="serve the app of this source tree (e.g. an older commit, to compare)")
+    parser.add_argument(
+        "--app-dir",
+        type=Path,
+        default=REPO,
+        help="serve the app of this source tree (e.g. an older commit, to compare)",
+    )
     args = parser.parse_args(argv)
     proc, port, _ = start_server(args.workers, args.app_dir)
     try:

@@ -118,8 +118,12 @@ def test_the_service_answers_503_with_retry_after_and_a_sentence(tmp_path, monke
     full = FullGate("computations", 1, 0, 0, retry_after=2)
     monkeypatch.setattr(jobs, "gate", lambda name, settings: full)
     with TestClient(create_app(Settings(store_dir=tmp_path / "s"))) as client:
-        for path, extra in (("/api/conv", {}), ("/api/explain", {"position": [0, 0, 0]}),
-                            ("/api/im2col", {}), ("/api/backward", {})):
+        for path, extra in (
+            ("/api/conv", {}),
+            ("/api/explain", {"position": [0, 0, 0]}),
+            ("/api/im2col", {}),
+            ("/api/backward", {}),
+        ):
             response = client.post(path, json={"image": "mnist:1", "weight": "sobel_x", **extra})
             assert response.status_code == 503, path
             assert response.headers["retry-after"] == "2"

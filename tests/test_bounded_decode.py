@@ -25,7 +25,8 @@ import sys, numpy as np
 from PIL import Image
 kind, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if kind == "float":
-    Image.fromarray(np.full((n, n), 0.5, np.float32), "F").save(path, format="TIFF", compression="tiff_deflate")
+    image = Image.fromarray(np.full((n, n), 0.5, np.float32), "F")
+    image.save(path, format="TIFF", compression="tiff_deflate")
 elif kind == "rgba":
     a = np.zeros((n, n, 4), np.uint8); a[..., 0] = 200; a[..., 3] = 128
     Image.fromarray(a, "RGBA").save(path, format="PNG", compress_level=1)
@@ -44,14 +45,16 @@ out = normalise_upload(data, 512, 40_000_000)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 pixels = np.asarray(Image.open(io.BytesIO(out.png)))
 print(json.dumps({"extra_mb": (after - before) / 1024, "size": [out.width, out.height],
-                  "original": [out.original_width, out.original_height], "mode": Image.open(io.BytesIO(out.png)).mode,
+                  "original": [out.original_width, out.original_height],
+                  "mode": Image.open(io.BytesIO(out.png)).mode,
                   "centre": pixels[pixels.shape[0] // 2, pixels.shape[1] // 2].tolist()}))
 """
 
 
 def run(code: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
+    )
     return done.stdout
 
 

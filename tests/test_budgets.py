@@ -64,8 +64,14 @@ def test_the_default_budgets_refuse_the_old_heaviest_backward(tmp_path) -> None:
     """20 filters 11×11 on the 256-px RGB photo, padding 10: 1.5 G multiply-adds for a backward pass —
     seconds of CPU and about 200 MB of columns — is now refused with a sentence."""
     weight = [[[[0.01] * 11] * 11] * 3] * 20
-    body = {"image": "sample:astronaut", "color": "rgb", "max_side": 256, "weight": weight, "padding": 10,
-            "upstream": {"kind": "ones"}}
+    body = {
+        "image": "sample:astronaut",
+        "color": "rgb",
+        "max_side": 256,
+        "weight": weight,
+        "padding": 10,
+        "upstream": {"kind": "ones"},
+    }
     with TestClient(create_app(Settings(store_dir=tmp_path / "s"))) as client:
         response = client.post("/api/backward", json=body)
     assert response.status_code == 422

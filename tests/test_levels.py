@@ -80,8 +80,13 @@ def test_several_maps_share_one_scale() -> None:
 
 
 def test_conv_levels_are_the_png_palette_indices_and_values_stay_exact(client) -> None:
-    body = {"image": "mnist:5", "weight": ["sobel_x", "gaussian_3"], "padding": 1, "values": True,
-            "pool": {"mode": "max", "kernel_size": 2}}
+    body = {
+        "image": "mnist:5",
+        "weight": ["sobel_x", "gaussian_3"],
+        "padding": 1,
+        "values": True,
+        "pool": {"mode": "max", "kernel_size": 2},
+    }
     png = client.post("/api/conv", json=body).json()
     lev = client.post("/api/conv?pictures=levels", json=body).json()
     for block in ("conv", "pool"):
@@ -97,8 +102,14 @@ def test_conv_levels_are_the_png_palette_indices_and_values_stay_exact(client) -
 
 
 def test_backward_levels_hold_every_channel_with_one_scale(client) -> None:
-    body = {"image": "sample:astronaut", "color": "rgb", "max_side": 32, "weight": "sobel_x",
-            "upstream": {"kind": "random", "seed": 3}, "values": True}
+    body = {
+        "image": "sample:astronaut",
+        "color": "rgb",
+        "max_side": 32,
+        "weight": "sobel_x",
+        "upstream": {"kind": "random", "seed": 3},
+        "values": True,
+    }
     data = client.post("/api/backward?pictures=levels", json=body).json()
     grad_x = data["grad_x"]
     assert grad_x["levels"]["shape"] == [3, 32, 32] and "png" not in grad_x

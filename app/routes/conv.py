@@ -38,7 +38,7 @@ COMPUTE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 CONV_ERRORS: dict[int | str, dict[str, Any]] = {
     **COMPUTE_ERRORS,
-    503: {"model": Message, "description": "The worker is busy (its queue is full): retry after Retry-After."},
+    503: {"model": Message, "description": "The worker is busy (its queue is full): retry after Retry-After"},
 }
 
 Pictures = Literal["png", "levels"]

@@ -31,12 +31,18 @@ async def post_explain(request: ExplainRequest, http: Request, settings: Setting
     Numbers are float32 and serialised with their shortest float32 text, like the maps' values.
     """
     body, state = await layer_body(
-        "POST /api/explain", request, http, settings, lambda r, s, layer: json_bytes(explain_payload(r, s, layer))
+        "POST /api/explain",
+        request,
+        http,
+        settings,
+        lambda r, s, layer: json_bytes(explain_payload(r, s, layer)),
     )
     return body_response(body, state)
 
 
-def explain_payload(request: ExplainRequest, settings: Settings, layer: Layer | None = None) -> dict[str, Any]:
+def explain_payload(
+    request: ExplainRequest, settings: Settings, layer: Layer | None = None
+) -> dict[str, Any]:
     """The ``POST /api/explain`` body (``layer``: the prepared layer, when already at hand)."""
     layer = layer or layer_for(request, settings)
     prepared = layer.prepared

@@ -44,7 +44,11 @@ async def post_im2col(request: Im2colRequest, http: Request, settings: SettingsD
     of a requested ``columns`` range); the (k, i, j) index arrays on request; W_col and the GEMM product.
     """
     body, state = await layer_body(
-        "POST /api/im2col", request, http, settings, lambda r, s, layer: json_bytes(im2col_payload(r, s, layer))
+        "POST /api/im2col",
+        request,
+        http,
+        settings,
+        lambda r, s, layer: json_bytes(im2col_payload(r, s, layer)),
     )
     return body_response(body, state)
 
