@@ -27,8 +27,12 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise keep a worker's RSS high after a burst;
+# one BLAS thread: a heavy request's matrix products stay on its low-priority thread (app/admission.py).
+SERVER_ENV = MALLOC_ARENA_MAX=2 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 run: $(STAMP_RUN)
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.tcp:NoDelayH11
+	$(SERVER_ENV) $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.tcp:NoDelayH11
 
 browser: $(STAMP_TEST)
 	@PY=$(PY) sh scripts/ensure_browser.sh
@@ -49,7 +53,7 @@ fuzz: $(STAMP_TEST)
 	CONVLENS_FUZZ_EXAMPLES=$${CONVLENS_FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/test_fuzz_api.py -q -s
 
 load: $(STAMP_TEST)
-	$(PY) bench/load.py
+	$(PY) bench/load.py --suite $(LOAD_ARGS)
 
 train: $(STAMP_RUN)
 	$(PY) -m core.train

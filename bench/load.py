@@ -668,24 +668,64 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO,
         help="serve the app of this source tree (e.g. an older commit, to compare)",
     )
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="what `make load` runs: --cost, then the class, then the class with the heavy student "
+        "(a fresh server each), and one summary",
+    )
     args = parser.parse_args(argv)
+    if args.suite:
+        return suite(args)
+    result = run_once(args)
+    if args.cost:
+        print(cost_table(result))
+    else:
+        print(table(result))
+        if result["errors"]:
+            print("\nfirst errors:\n" + "\n".join(result["errors"]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_once(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement against a fresh server."""
     proc, port, _ = start_server(args.workers, args.app_dir)
     try:
         workers = workers_of(proc.pid)
         if args.cost:
-            result = asyncio.run(run_cost(port, workers, args.steps))
-            print("| server CPU per step, one student, caches missed | ms |\n| --- | --- |")
-            for name, value in result.items():
-                print(f"| {name} | {value} |")
-        else:
-            result = asyncio.run(run_class(args, port, workers))
-            print(table(result))
-            if result["errors"]:
-                print("\nfirst errors:\n" + "\n".join(result["errors"]))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
+            return asyncio.run(run_cost(port, workers, args.steps))
+        return asyncio.run(run_class(args, port, workers))
     finally:
         stop_server(proc)
+
+
+def cost_table(result: dict[str, Any]) -> str:
+    lines = ["| server CPU per step, one student, caches missed | ms |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in result.items()]
+    return "\n".join(lines)
+
+
+def suite(args: argparse.Namespace) -> int:
+    """Cost per step, the class, the class + the heavy student: the README's tables."""
+    results: dict[str, Any] = {}
+    started = time.strftime("%Y-%m-%d %H:%M")
+    for name, changes in (("cost", {"cost": True}), ("class", {}), ("class + heavy", {"heavy": True})):
+        print(f"running: {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_once(
+            argparse.Namespace(**{**vars(args), "cost": False, "heavy": False, **changes})
+        )
+    load = os.getloadavg()[0]
+    print(f"\n### `make load` ({started}, {os.cpu_count()} cores, load average {load:.1f} at the end)\n")
+    print(cost_table(results["cost"]) + "\n")
+    for name in ("class", "class + heavy"):
+        print(f"**{name}** ({args.duration:.0f} s)\n")
+        print(table(results[name]) + "\n")
+        if results[name]["errors"]:
+            print("first errors:\n" + "\n".join(results[name]["errors"]) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
