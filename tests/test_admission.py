@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app import admission, jobs
 from app.admission import Busy, ClientGone, Gate, reset_gates
 from app.main import create_app
+from app.schemas import ConvRequest
 from app.settings import Settings
 
 
@@ -124,10 +125,20 @@ def test_the_service_answers_503_with_retry_after_and_a_sentence(tmp_path, monke
             ("/api/im2col", {}),
             ("/api/backward", {}),
         ):
-            response = client.post(path, json={"image": "mnist:1", "weight": "sobel_x", **extra})
+            body = {"image": "sample:camera", "max_side": 64, "weight": "sobel_x", **extra}
+            response = client.post(path, json=body)
             assert response.status_code == 503, path
             assert response.headers["retry-after"] == "2"
             assert "busy" in response.json()["detail"] and "try again" in response.json()["detail"]
+
+
+def test_a_tiny_request_runs_inline_without_the_gate(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "gate", lambda name, settings: pytest.fail("a tiny job reached a gate"))
+    with TestClient(create_app(Settings(store_dir=tmp_path / "s"))) as client:
+        assert client.post("/api/conv", json={"image": "mnist:1", "weight": "sobel_x"}).status_code == 200
+    assert jobs.tiny(ConvRequest(image="mnist:1", weight="sobel_x"))
+    assert not jobs.tiny(ConvRequest(image="mnist:1", weight=[[[[0.1] * 11] * 11]] * 8))
+    assert not jobs.tiny(ConvRequest(image="sample:camera", weight="sobel_x"))
 
 
 def test_a_heavy_request_runs_behind_the_heavy_gate(tmp_path) -> None:

@@ -54,8 +54,12 @@ def test_the_colour_tables_are_the_servers_palettes(page: Any) -> None:
     tables = page.evaluate(
         """async () => {
             const { colourTable } = await import('/static/js/render/pictures.js');
-            const rgb = (name) => { const t = colourTable(name); const out = [];
-              for (let i = 0; i < 256; i += 1) out.push([t[4 * i], t[4 * i + 1], t[4 * i + 2]]); return out; };
+            const rgb = (name) => {
+              const t = colourTable(name);
+              const out = [];
+              for (let i = 0; i < 256; i += 1) out.push([t[4 * i], t[4 * i + 1], t[4 * i + 2]]);
+              return out;
+            };
             return { diverging: rgb('diverging'), sequential: rgb('sequential') };
         }"""
     )
@@ -69,8 +73,9 @@ def test_a_map_drawn_from_levels_has_the_pngs_pixels(page: Any) -> None:
             const { loadPicture } = await import('/static/js/render/pictures.js');
             const body = { image: 'sample:astronaut', color: 'rgb', max_side: 48, padding: 1,
                            weight: ['sobel_x', 'gaussian_3', 'laplacian_4'], bias: [0.1, -0.2, 0] };
-            const post = async (path, extra = {}) => (await fetch(path, { method: 'POST',
-              headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...body, ...extra }) })).json();
+            const post = async (path, extra = {}) => (await fetch(path, {
+              method: 'POST', headers: { 'Content-Type': 'application/json' },
+              body: JSON.stringify({ ...body, ...extra }) })).json();
             const png = await post('/api/conv');
             const lev = await post('/api/conv?pictures=levels');
             const pixels = async (picture, w, h) => {

@@ -12,8 +12,8 @@ import { renderBackward } from './render/backward.js';
 import { channelRequest, renderChannelPoint, renderChannels } from './render/channels.js';
 import { el, loadImage } from './render/common.js';
 
-/** Views within this distance of the screen count as on screen (CSS margin syntax). */
-const FOLLOW_MARGIN = '200px 0px';
+/** Views within this distance of the screen count as on screen (CSS margin syntax): on screen only. */
+const FOLLOW_MARGIN = '0px';
 /** Off-screen views are filled in after this long without a new step (ms). */
 const FILL_AFTER_MS = 250;
 /** The follow-up views and the panels that show them. */
