@@ -126,13 +126,13 @@ async def layer_body(
         try:
             return build(request, settings, layer)
         finally:
-            after_use()
+            after_use(layer)
 
     def heavy(layer: Layer) -> bytes:
         try:
             return build(request, settings, layer)
         finally:
-            after_use()
+            after_use(layer)
 
     if settings.heavy_macs >= TINY_MACS and tiny(request, 3 if cost is not None else 1):
         out = light()

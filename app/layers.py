@@ -46,7 +46,10 @@ class Layer:
 
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
+        self.key: bytes | None = None
+        self.load_ms = prepared.timing.get("load", 0.0)
         self._pre: np.ndarray | None = None
+        self._steps: tuple[list[dict[str, Any]], list[str], dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -71,13 +74,27 @@ class Layer:
                 self._pre = pre
             return self._pre
 
+    def explained(self) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+        """The explanation's steps (as dicts), warnings and facts (without padding), computed once.
+
+        Shared by every answer on this layer: callers must not modify them.
+        """
+        if self._steps is None:
+            explanation = self.prepared.explanation
+            self._steps = (
+                [s.as_dict() for s in explanation.steps],
+                list(explanation.warnings),
+                {k: v for k, v in explanation.facts.items() if k != "padding"},
+            )
+        return self._steps
+
     def forward(self, activation: str, pool: PoolSpec | None, timing: dict[str, float]) -> Forward:
         """:func:`app.compute.forward` on the shared convolution output."""
         return forward(self.prepared, activation, pool, timing, pre=self.pre_activation)
 
 
 class LayerCache:
-    """Thread-safe LRU ``key → Layer`` bounded in bytes and in age.
+    """Thread-safe LRU ``key → Layer`` bounded in bytes, in entries and in age.
 
     Parameters
     ----------
@@ -85,24 +102,22 @@ class LayerCache:
         Bytes; 0 keeps nothing.
     seconds : float
         An entry unused for this long is dropped.
+    entries : int
+        Most layers kept (one step's follow-ups need one; a class on one worker a few dozen).
     """
 
-    def __init__(self, budget: int, seconds: float) -> None:
+    def __init__(self, budget: int, seconds: float, entries: int = 128) -> None:
         self.budget = budget
         self.seconds = seconds
-        self._entries: OrderedDict[bytes, tuple[Layer, float]] = OrderedDict()
+        self.entries = entries
+        self._entries: OrderedDict[bytes, tuple[Layer, float, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.size = 0
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    @property
-    def size(self) -> int:
-        """Bytes held now."""
-        with self._lock:
-            return sum(layer.nbytes + len(key) for key, (layer, _) in self._entries.items())
 
     def get(self, key: bytes) -> Layer | None:
         now = time.monotonic()
@@ -112,44 +127,55 @@ class LayerCache:
             if found is None:
                 self.misses += 1
                 return None
-            self._entries[key] = (found[0], now)
+            self._entries[key] = (found[0], now, found[2])
             self._entries.move_to_end(key)
             self.hits += 1
             return found[0]
 
     def put(self, key: bytes, layer: Layer) -> None:
+        cost = layer.nbytes + len(key)
         with self._lock:
-            self._entries[key] = (layer, time.monotonic())
-            self._entries.move_to_end(key)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[2]
+            if cost > self.budget // 4:
+                return
+            self._entries[key] = (layer, time.monotonic(), cost)
+            self.size += cost
             self._shrink()
 
-    def trim(self) -> None:
-        """Drop expired entries and shrink to the budget (after a layer grew by its output)."""
+    def grew(self, key: bytes, layer: Layer) -> None:
+        """Account for a layer's output computed since it was stored; shrink to the budget."""
         with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] is not layer:
+                return
+            cost = layer.nbytes + len(key)
+            self.size += cost - found[2]
+            self._entries[key] = (layer, found[1], cost)
+            if cost > self.budget // 4:
+                del self._entries[key]
+                self.size -= cost
             self._expire(time.monotonic())
             self._shrink()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self.hits = self.misses = 0
+            self.size = self.hits = self.misses = 0
 
     def _expire(self, now: float) -> None:
         while self._entries:
-            key, (_, used) = next(iter(self._entries.items()))
+            key, (_, used, cost) = next(iter(self._entries.items()))
             if now - used <= self.seconds:
                 break
             del self._entries[key]
+            self.size -= cost
 
     def _shrink(self) -> None:
-        sizes = {key: layer.nbytes + len(key) for key, (layer, _) in self._entries.items()}
-        total = sum(sizes.values())
-        for key, size in list(sizes.items()):
-            if total <= self.budget and size <= self.budget // 4:
-                continue
-            if key in self._entries:
-                del self._entries[key]
-                total -= size
+        while self._entries and (self.size > self.budget or len(self._entries) > self.entries):
+            _, (_, _, cost) = self._entries.popitem(last=False)
+            self.size -= cost
 
 
 _cache = LayerCache(0, 0.0)
@@ -181,16 +207,17 @@ def layer_for(request: ConvRequest, settings: Settings) -> Layer:
     layer = _cache.get(key)
     if layer is not None:
         check_image(request.image, settings)
-        layer.prepared.timing = {"load": 0.0}
         return layer
     layer = Layer(prepare(request, settings))
+    layer.key = key
     _cache.put(key, layer)
     return layer
 
 
-def after_use() -> None:
-    """Keep the cache within its budget once layers have grown by their outputs."""
-    _cache.trim()
+def after_use(layer: Layer) -> None:
+    """Keep the cache within its budget once ``layer`` has grown by its output."""
+    if layer.key is not None:
+        _cache.grew(layer.key, layer)
 
 
 __all__: list[Any] = ["Layer", "LayerCache", "layer_for", "layer_key", "process_layers", "after_use"]

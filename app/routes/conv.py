@@ -66,8 +66,12 @@ def conv_payload(
     result: Forward,
     timing: dict[str, float],
     pictures: Pictures = "png",
+    explained: tuple[list[dict[str, Any]], list[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``POST /api/conv`` body (see the API contract); maps as PNGs or as ``levels``."""
+    """The ``POST /api/conv`` body (see the API contract); maps as PNGs or as ``levels``.
+
+    ``explained``: the layer's steps, warnings and facts when already at hand (:meth:`Layer.explained`).
+    """
     start = time.perf_counter()
     x = prepared.x
     maps = result.conv[0]
@@ -96,8 +100,13 @@ def conv_payload(
     input_png = input_data_url(x)
     timing["encode"] = (time.perf_counter() - start) * 1000
     explanation = prepared.explanation
-    steps = [s.as_dict() for s in explanation.steps]
-    warnings = list(explanation.warnings)
+    if explained is None:
+        explained = (
+            [s.as_dict() for s in explanation.steps],
+            list(explanation.warnings),
+            {k: v for k, v in explanation.facts.items() if k != "padding"},
+        )
+    steps, warnings, facts = list(explained[0]), list(explained[1]), explained[2]
     if result.pool_explanation is not None:
         steps += [s.as_dict() for s in result.pool_explanation.steps]
         warnings += result.pool_explanation.warnings
@@ -113,7 +122,7 @@ def conv_payload(
         "pool": pool_block,
         "steps": steps,
         "warnings": warnings,
-        "facts": {k: v for k, v in explanation.facts.items() if k != "padding"},
+        "facts": facts,
         "timing_ms": timing,
     }
 
@@ -191,7 +200,7 @@ async def post_conv(
         stages = dict(layer.prepared.timing)
         check_pictures(conv_pixels(layer.prepared, req.pool is not None), st)
         result = layer.forward(req.activation, req.pool, stages)
-        payload = conv_payload(req, layer.prepared, result, stages, pictures)
+        payload = conv_payload(req, layer.prepared, result, stages, pictures, layer.explained())
         timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
         return json_bytes(payload)
 
