@@ -5,10 +5,11 @@ Starts ``uvicorn app.main:app --workers 2 --http app.tcp:NoDelayH11`` on 127.0.0
 
 - each student drags a slider in **bursts of 8 steps 120 ms apart, then pauses 2-4 s**; a quarter of the
   students work on ``sample:astronaut`` at 256 px RGB with 8 filters 3×3, the rest on an MNIST digit;
-- one **step** is what ``static/js`` sends: ``POST /api/conv?pictures=levels``, then 60 ms after its answer
-  the follow-ups of the views on screen (``--view``: ``top`` = the first screen, where the arithmetic
-  view shows; ``all`` = every view on screen, the old page); a newer step aborts the unfinished requests of
-  the previous one (the page's ``api.latest``);
+- one **step** is what ``static/js`` sends: ``POST /api/conv?pictures=levels&explain=f,y,x`` (the maps as
+  8-bit levels, with the arithmetic of the selected position), then 60 ms after its answer the follow-ups
+  of the views on screen (``--view``: ``top`` = the first screen at 1280×720: nothing more for a digit, the
+  per-channel view for the RGB photo; ``all`` = every view); a newer step aborts the unfinished requests
+  of the previous one (the page's ``api.latest``);
 - 250 ms after the last step of a burst, the page fills in the views off screen (im2col, explain,
   backward, transpose, per-channel view for RGB): counted as the burst's **fill**;
 - ``--heavy`` adds one student sending the heaviest ``/api/backward`` the limits allow, back to back.
@@ -69,6 +70,8 @@ SERVER_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 """As ``make run``: glibc arenas bounded (RSS returns after bursts), BLAS on the calling thread."""
+CONV_PATH = "/api/conv?pictures=levels&explain=0,12,16"
+"""What main.js asks: levels pictures, and the explanation of the selected position with the maps."""
 STEPS_PER_BURST, STEP_GAP, FOLLOW_DELAY, FILL_DELAY = 8, 0.120, 0.060, 0.250
 
 
@@ -227,10 +230,12 @@ def followers(body: dict[str, Any], views: set[str], channels: int) -> list[tupl
     return out
 
 
-ALL_VIEWS = {"explain", "im2col", "backward", "transpose", "channels"}
-VIEWS = {"top": ({"explain"}, {"channels"}), "all": (ALL_VIEWS, ALL_VIEWS), "none": (set(), set())}
+ALL_VIEWS = {"im2col", "backward", "transpose", "channels"}
+"""The views with a request of their own (explain comes with the conv answer: ``&explain=f,y,x``)."""
+VIEWS = {"top": (set(), {"channels"}), "all": (ALL_VIEWS, ALL_VIEWS), "none": (set(), set())}
 """Views on screen while dragging, (digit, photo). ``top``: the first screen at 1280×720 — the maps and
-the arithmetic view for a digit; for an RGB photo the per-channel view, which then sits above it."""
+the arithmetic view (carried by the conv answer) for a digit; for an RGB photo the per-channel view,
+which then sits above the arithmetic."""
 
 
 @dataclass
@@ -307,7 +312,7 @@ class Student:
 
     async def step(self, body: dict[str, Any]) -> None:
         start = time.perf_counter()
-        if await self.fetch("conv", "/api/conv?pictures=levels", body) == 200:
+        if await self.fetch("conv", CONV_PATH, body) == 200:
             todo = followers(body, self.view, 3 if self.photo else 1)
             if todo:
                 await asyncio.sleep(FOLLOW_DELAY)
@@ -613,7 +618,7 @@ async def run_cost(port: int, workers: list[int], steps: int) -> dict[str, Any]:
                 if label.startswith("fill"):
                     # the fill follows a step whose conv was answered: that layer is prepared (not counted)
                     conv_before = cpu_seconds(workers)
-                    await student.fetch("conv", "/api/conv?pictures=levels", body)
+                    await student.fetch("conv", CONV_PATH, body)
                     await asyncio.sleep(0.02)
                     before -= cpu_seconds(workers) - conv_before
                     await asyncio.gather(

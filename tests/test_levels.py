@@ -132,3 +132,21 @@ def test_one_steps_requests_share_one_prepared_layer(client) -> None:
     # another kernel is another layer
     client.post("/api/conv", json={**body, "weight": "sobel_x"})
     assert layers.misses == 2
+
+
+def test_the_conv_answer_carries_the_explanation_of_a_position(client) -> None:
+    body = {
+        "image": "mnist:2",
+        "weight": ["sobel_x", "sobel_y"],
+        "padding": 1,
+        "activation": "relu",
+        "pool": {"mode": "max", "kernel_size": 2},
+        "values": True,
+    }
+    conv = client.post("/api/conv?pictures=levels&explain=1,5,6", json=body).json()
+    alone = client.post("/api/explain", json={**body, "pool": None, "position": [1, 5, 6]}).json()
+    assert conv["explain"] == alone
+    assert conv["explain"]["value"] == conv["conv"]["maps"][1]["values"][5][6]
+    outside = client.post("/api/conv?explain=2,0,0", json=body).json()
+    assert outside["explain"] is None  # filter 2 does not exist: no explanation, the maps still come
+    assert client.post("/api/conv?explain=1;2", json=body).status_code == 422

@@ -22,7 +22,7 @@ from app.layers import Layer, layer_for
 from app.render import data_url, grid_png, image_png
 from app.response_cache import elapsed_ms, with_field
 from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing
-from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, Message
+from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, ExplainRequest, Message
 from app.settings import Settings, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["convolution"])
@@ -187,6 +187,13 @@ async def post_conv(
         description="How maps are drawn: 'png' (a PNG data URL per map, field `png`) or 'levels' (8-bit "
         "colour-map levels, base64, field `levels`: what the page uses; no PNG is encoded).",
     ),
+    explain: str | None = Query(
+        default=None,
+        max_length=40,
+        pattern=r"^\d{1,6},\d{1,6},\d{1,6}$",
+        description="'f,y,x': also answer POST /api/explain for this output position, under `explain` "
+        "(null when the position is outside the output), saving the page a request per step.",
+    ),
 ) -> Response:
     """Convolution (+ bias), activation and pooling of an image: every map as a picture with its range.
 
@@ -201,15 +208,30 @@ async def post_conv(
         check_pictures(conv_pixels(layer.prepared, req.pool is not None), st)
         result = layer.forward(req.activation, req.pool, stages)
         payload = conv_payload(req, layer.prepared, result, stages, pictures, layer.explained())
+        if explain is not None:
+            payload["explain"] = explained_at(req, st, layer, [int(v) for v in explain.split(",")])
         timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
         return json_bytes(payload)
 
-    extra: tuple[Any, ...] = () if pictures == "png" else (pictures,)
+    extra: tuple[Any, ...] = () if pictures == "png" and explain is None else (pictures, explain)
     body, state = await layer_body("POST /api/conv", request, http, settings, build, extra=extra)
     if state == "hit":
         timing["cache"] = elapsed_ms(start)
     timing["total"] = elapsed_ms(start)
     return body_response(body_with_timing(body, timing), state, {"Server-Timing": server_timing(timing)})
+
+
+def explained_at(
+    request: ConvRequest, settings: Settings, layer: Layer, position: list[int]
+) -> dict[str, Any] | None:
+    """The ``POST /api/explain`` answer at ``position`` on this layer, or None outside the output."""
+    from app.routes.explain import explain_payload  # late: explain imports this module
+
+    fields = request.model_dump(exclude={"values", "region", "pool"})
+    try:
+        return explain_payload(ExplainRequest(**fields, position=position), settings, layer)
+    except (BodyError, ValidationError):
+        return None
 
 
 def body_with_timing(body: bytes, timing: dict[str, float]) -> bytes:

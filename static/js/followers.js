@@ -158,8 +158,12 @@ export function installFollowers(app, doc) {
   requests.explain = async () => {
     if (!app.convRequest) return;
     const body = { ...app.convRequest, values: false, pool: null, position: app.state.pos };
+    // the conv answer carries the explanation of the position it was asked with (?explain=f,y,x)
+    const carried = app.conv && app.conv.explain;
+    const same = carried && carried.position.every((v, i) => v === app.state.pos[i]);
     try {
-      const ex = await app.track(api.latest('explain', '/api/explain', body));
+      if (same) api.cancel('explain');
+      const ex = same ? carried : await app.track(api.latest('explain', '/api/explain', body));
       app.explain = ex;
       renderArithmetic($('arith'), ex, app.convRequest.activation);
       renderChannelPoint($('channels'), ex, app.convRequest.activation);

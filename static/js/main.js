@@ -305,7 +305,7 @@ function createApp(doc) {
     const body = app.convBody();
     let answer;
     try {
-      answer = await track(api.latest('conv', '/api/conv?pictures=levels', body));
+      answer = await track(api.latest('conv', `/api/conv?pictures=levels&explain=${app.state.pos.join(',')}`, body));
     } catch (error) {
       if (error instanceof Superseded) return;
       problem(error instanceof ApiError ? error.message : `could not reach the server: ${error.message}`);
