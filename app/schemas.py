@@ -521,6 +521,9 @@ class ConvResponse(BaseModel):
     explain: ExplainResponse | None = Field(
         default=None, description="With ``?explain=f,y,x``: POST /api/explain's answer there (null outside)."
     )
+    channels: dict[str, Any] | None = Field(
+        default=None, description="With ``?channels=f``: filter f's per-channel contributions as conv maps."
+    )
 
 
 class ColumnsOut(BaseModel):

@@ -7,9 +7,9 @@ Starts ``uvicorn app.main:app --workers 2 --http app.tcp:NoDelayH11`` on 127.0.0
   students work on ``sample:astronaut`` at 256 px RGB with 8 filters 3×3, the rest on an MNIST digit;
 - one **step** is what ``static/js`` sends: ``POST /api/conv?pictures=levels&explain=f,y,x`` (the maps as
   8-bit levels, with the arithmetic of the selected position), then 60 ms after its answer the follow-ups
-  of the views on screen (``--view``: ``top`` = the first screen at 1280×720: nothing more for a digit, the
-  per-channel view for the RGB photo; ``all`` = every view); a newer step aborts the unfinished requests
-  of the previous one (the page's ``api.latest``);
+  of the views on screen (``--view``: ``top`` = the first screen at 1280×720, nothing more: the RGB
+  per-channel view comes with the conv too, ``&channels=f``; ``all`` = every view); a newer step aborts
+  the unfinished requests of the previous one (the page's ``api.latest``);
 - 250 ms after the last step of a burst, the page fills in the views off screen (im2col, explain,
   backward, transpose, per-channel view for RGB): counted as the burst's **fill**;
 - ``--heavy`` adds one student sending the heaviest ``/api/backward`` the limits allow, back to back.
@@ -233,12 +233,12 @@ def followers(body: dict[str, Any], views: set[str], channels: int) -> list[tupl
     return out
 
 
-ALL_VIEWS = {"im2col", "backward", "transpose", "channels"}
-"""The views with a request of their own (explain comes with the conv answer: ``&explain=f,y,x``)."""
-VIEWS = {"top": (set(), {"channels"}), "all": (ALL_VIEWS, ALL_VIEWS), "none": (set(), set())}
-"""Views on screen while dragging, (digit, photo). ``top``: the first screen at 1280×720 — the maps and
-the arithmetic view (carried by the conv answer) for a digit; for an RGB photo the per-channel view,
-which then sits above the arithmetic."""
+ALL_VIEWS = {"im2col", "backward", "transpose"}
+"""The views with a request of their own: explain and the per-channel view come with the conv answer
+(``&explain=f,y,x``, ``&channels=f``)."""
+VIEWS = {"top": (set(), set()), "all": (ALL_VIEWS, ALL_VIEWS), "none": (set(), set())}
+"""Views on screen while dragging, (digit, photo). ``top``: the first screen at 1280×720 — the maps, the
+arithmetic view and (RGB) the per-channel view, all carried by the conv answer."""
 
 
 @dataclass
@@ -271,6 +271,7 @@ class Student:
     ) -> None:
         self.browser, self.rng, self.photo, self.view, self.stats = browser, rng, photo, view, stats
         self.kernels, self.deadline = kernels, deadline
+        self.conv_path = CONV_PATH + ("&channels=0" if photo else "")
         if photo:
             self.s = {
                 "image": "sample:astronaut",
@@ -316,7 +317,7 @@ class Student:
 
     async def step(self, body: dict[str, Any]) -> None:
         start = time.perf_counter()
-        if await self.fetch("conv", CONV_PATH, body) == 200:
+        if await self.fetch("conv", self.conv_path, body) == 200:
             todo = followers(body, self.view, 3 if self.photo else 1)
             if todo:
                 await asyncio.sleep(FOLLOW_DELAY)
@@ -628,7 +629,7 @@ async def run_cost(port: int, workers: list[int], steps: int) -> dict[str, Any]:
                 if label.startswith("fill"):
                     # the fill follows a step whose conv was answered: that layer is prepared (not counted)
                     conv_before = cpu_seconds(workers)
-                    await student.fetch("conv", CONV_PATH, body)
+                    await student.fetch("conv", student.conv_path, body)
                     await asyncio.sleep(0.02)
                     before -= cpu_seconds(workers) - conv_before
                     await asyncio.gather(

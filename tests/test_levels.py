@@ -150,3 +150,33 @@ def test_the_conv_answer_carries_the_explanation_of_a_position(client) -> None:
     outside = client.post("/api/conv?explain=2,0,0", json=body).json()
     assert outside["explain"] is None  # filter 2 does not exist: no explanation, the maps still come
     assert client.post("/api/conv?explain=1;2", json=body).status_code == 422
+
+
+def test_the_conv_answer_carries_a_filters_channel_contributions(client) -> None:
+    """Map c of ``channels`` is input channel c alone convolved with w[f, c] — written here as the
+    single-channel convolution the page used to ask for — and their sum + bias is the filter's map."""
+    rng = np.random.default_rng(5)
+    weight = np.round(rng.uniform(-1, 1, (2, 3, 3, 3)), 2).tolist()
+    body = {
+        "image": "sample:astronaut",
+        "color": "rgb",
+        "max_side": 24,
+        "weight": weight,
+        "bias": [0.5, -0.25],
+        "padding": 1,
+        "stride": 2,
+        "values": True,
+    }
+    answer = client.post("/api/conv?pictures=levels&channels=1", json=body).json()
+    block = answer["channels"]
+    assert block["filter"] == 1 and block["conv"]["shape"] == [1, 3, 12, 12]
+    total = np.zeros((12, 12))
+    for c in range(3):
+        alone = [[weight[1][c] if k == c else [[0.0] * 3] * 3 for k in range(3)]]
+        single = client.post("/api/conv", json={**body, "weight": alone, "bias": [0.0]}).json()
+        mine = np.asarray(block["conv"]["maps"][c]["values"])
+        np.testing.assert_allclose(mine, single["conv"]["maps"][0]["values"], rtol=0, atol=1e-5)
+        assert "levels" in block["conv"]["maps"][c]
+        total += mine
+    np.testing.assert_allclose(total - 0.25, answer["conv"]["maps"][1]["values"], rtol=0, atol=1e-4)
+    assert client.post("/api/conv?channels=2", json=body).json()["channels"] is None

@@ -24,6 +24,7 @@ from app.response_cache import elapsed_ms, with_field
 from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing
 from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, ExplainRequest, Message
 from app.settings import Settings, SettingsDep
+from core.conv import conv2d
 
 router = APIRouter(prefix="/api", tags=["convolution"])
 
@@ -194,6 +195,13 @@ async def post_conv(
         description="'f,y,x': also answer POST /api/explain for this output position, under `explain` "
         "(null when the position is outside the output), saving the page a request per step.",
     ),
+    channels: int | None = Query(
+        default=None,
+        ge=0,
+        le=4096,
+        description="A filter f: also send, under `channels`, the contribution of each of its input channels "
+        "(the convolution of that channel alone with w[f, c], no bias, no activation) as conv maps.",
+    ),
 ) -> Response:
     """Convolution (+ bias), activation and pooling of an image: every map as a picture with its range.
 
@@ -210,10 +218,13 @@ async def post_conv(
         payload = conv_payload(req, layer.prepared, result, stages, pictures, layer.explained())
         if explain is not None:
             payload["explain"] = explained_at(req, st, layer, [int(v) for v in explain.split(",")])
+        if channels is not None:
+            payload["channels"] = channel_maps(req, layer, channels, pictures)
         timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
         return json_bytes(payload)
 
-    extra: tuple[Any, ...] = () if pictures == "png" and explain is None else (pictures, explain)
+    plain = pictures == "png" and explain is None and channels is None
+    extra: tuple[Any, ...] = () if plain else (pictures, explain, channels)
     body, state = await layer_body("POST /api/conv", request, http, settings, build, extra=extra)
     if state == "hit":
         timing["cache"] = elapsed_ms(start)
@@ -232,6 +243,35 @@ def explained_at(
         return explain_payload(ExplainRequest(**fields, position=position), settings, layer)
     except (BodyError, ValidationError):
         return None
+
+
+def channel_maps(request: ConvRequest, layer: Layer, f: int, pictures: Pictures) -> dict[str, Any] | None:
+    """Filter ``f``'s per-channel contributions: map ``c`` is channel ``g·C/G + c`` convolved alone with
+    ``w[f, c]`` (stride, padding and dilation of the layer; no bias, no activation). Their sum plus the bias
+    is the filter's map before the activation. None when ``f`` is not a filter."""
+    prepared = layer.prepared
+    weight = prepared.weight
+    filters, per_group = weight.shape[0], weight.shape[1]
+    if f >= filters:
+        return None
+    first = (f // (filters // prepared.groups)) * per_group
+    kwargs = {**prepared.conv_kwargs, "groups": 1}
+    maps = np.concatenate(
+        [
+            conv2d(prepared.x[:, first + c : first + c + 1], weight[f : f + 1, c : c + 1], None, **kwargs)
+            for c in range(per_group)
+        ],
+        axis=1,
+    )[0]
+    _, oh, ow = maps.shape
+    small = request.values and oh * ow <= MAX_VALUES_PER_MAP
+    return {
+        "filter": f,
+        "conv": {
+            "shape": [1, per_group, oh, ow],
+            "maps": [map_entry(c, maps[c], small, pictures) for c in range(per_group)],
+        },
+    }
 
 
 def body_with_timing(body: bytes, timing: dict[str, float]) -> bytes:

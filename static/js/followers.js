@@ -191,7 +191,11 @@ export function installFollowers(app, doc) {
     panel.hidden = false;
     const f = Math.min(app.state.pos[0], request.weight.length - 1);
     try {
-      const contributions = await app.track(api.latest('channels', '/api/conv?pictures=levels', channelRequest(request, f, channels)));
+      // the conv answer carries filter f's contributions when it was asked with ?channels=f
+      const carried = conv.channels && conv.channels.filter === f ? conv.channels : null;
+      if (carried) api.cancel('channels');
+      const contributions = carried
+        || await app.track(api.latest('channels', '/api/conv?pictures=levels', channelRequest(request, f, channels)));
       if (conv !== app.conv) return;
       app.channelsFilter = f;
       $('channels-shape').textContent = `filter ${f}: ${channels / request.groups} channels × ${contributions.conv.shape.slice(2).join(' × ')}`;
