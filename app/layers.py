@@ -220,4 +220,4 @@ def after_use(layer: Layer) -> None:
         _cache.grew(layer.key, layer)
 
 
-__all__: list[Any] = ["Layer", "LayerCache", "layer_for", "layer_key", "process_layers", "after_use"]
+__all__ = ["Layer", "LayerCache", "after_use", "layer_for", "layer_key", "process_layers"]

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     heavy_wait_seconds: float = Field(
         default=3.0, ge=0, description="Longest wait of a heavy request before a 503."
     )
-    decode_queue: int = Field(default=32, ge=0, description="Uploads allowed to wait for decoding per worker.")
+    decode_queue: int = Field(
+        default=32, ge=0, description="Uploads allowed to wait for decoding per worker."
+    )
     decode_wait_seconds: float = Field(
         default=10.0, ge=0, description="Longest wait of an upload for the decoder before a 503."
     )
