@@ -7,10 +7,11 @@ Every computation (convolution, im2col, explain, backward, image decoding) passe
 - beyond that, or after waiting that long, the request is refused with **503**, a ``Retry-After``
   header and a sentence — never queued without bound, never a stall for everyone.
 
-Two gates per worker: ``light`` (a slider step's requests, running in the ordinary thread pool) and
-``heavy`` (a request whose estimated work is above ``Settings.heavy_macs``, or an image upload), whose
-jobs run on their own threads at a lower CPU priority (``nice`` +10 on Linux, per thread), so one
-student's heavy settings slow themselves down, not the class. With ``OPENBLAS_NUM_THREADS=1`` (``make
+Three gates per worker: ``light`` (a slider step's requests, in the ordinary thread pool), ``heavy`` (a
+request whose work is above ``Settings.heavy_macs``) and ``decode`` (image uploads). Heavy and decode jobs
+run on their own thread at a lower CPU priority (``nice`` +10 on Linux, per thread), so one student's
+heavy settings or huge upload slow themselves down, not the class. The gates are built from the settings
+of their first use in a process (:func:`reset_gates` forgets them). With ``OPENBLAS_NUM_THREADS=1`` (``make
 run``, ``bench/load.py``) the matrix products of a heavy job run on its niced thread too.
 
 A request whose client has gone away (the page aborts a superseded request) while it waited is not
