@@ -40,8 +40,14 @@ lock:
 	mv $(LOCK).tmp $(LOCK)
 	rm -rf .lock-venv build convlens.egg-info
 
+# MALLOC_ARENA_MAX=2 and MALLOC_MMAP_THRESHOLD_=131072: glibc keeps freed NumPy buffers otherwise, and a
+# worker's RSS stayed near 600 MB after a class (about 200 MB with them); one BLAS thread: a heavy request's
+# matrix products stay on its low-priority thread (app/admission.py).
+SERVER_ENV = MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	MKL_NUM_THREADS=1
+
 run: $(STAMP_RUN)
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.tcp:NoDelayH11
+	$(SERVER_ENV) $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.tcp:NoDelayH11
 
 browser: $(STAMP_TEST)
 	@PY=$(PY) sh scripts/ensure_browser.sh
@@ -63,7 +69,7 @@ fuzz: $(STAMP_TEST)
 	CONVLENS_FUZZ_EXAMPLES=$${CONVLENS_FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/test_fuzz_api.py -q -s
 
 load: $(STAMP_TEST)
-	$(PY) bench/load.py
+	$(PY) bench/load.py --suite $(LOAD_ARGS)
 
 train: $(STAMP_RUN)
 	$(PY) -m core.train

@@ -8,6 +8,7 @@ and enforces the work budget. :func:`forward` then runs convolution → activati
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,13 +237,25 @@ def pool_args(pool: PoolSpec) -> dict[str, Any]:
     }
 
 
-def forward(prepared: Prepared, activation: str, pool: PoolSpec | None, timing: dict[str, float]) -> Forward:
-    """Convolution (``core.conv.conv2d``), activation, then pooling; timings added to ``timing``."""
+def forward(
+    prepared: Prepared,
+    activation: str,
+    pool: PoolSpec | None,
+    timing: dict[str, float],
+    pre: Callable[[], np.ndarray] | None = None,
+) -> Forward:
+    """Convolution (``core.conv.conv2d``), activation, then pooling; timings added to ``timing``.
+
+    ``pre``, when given, returns the convolution + bias already computed (a cached layer's).
+    """
     start = time.perf_counter()
-    pre = conv2d(prepared.x, prepared.weight, prepared.bias, **prepared.conv_kwargs)
-    out = relu(pre) if activation == "relu" else pre
+    if pre is not None:
+        result_pre = pre()
+    else:
+        result_pre = conv2d(prepared.x, prepared.weight, prepared.bias, **prepared.conv_kwargs)
+    out = relu(result_pre) if activation == "relu" else result_pre
     timing["conv"] = (time.perf_counter() - start) * 1000
-    result = Forward(pre_activation=pre, conv=out)
+    result = Forward(pre_activation=result_pre, conv=out)
     if pool is None:
         timing["pool"] = 0.0
         return result

@@ -23,10 +23,11 @@ log = logging.getLogger("convlens")
 class ApiError(Exception):
     """An HTTP error whose body is ``{"detail": message}``."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = headers
 
 
 class BodyError(ValueError):
@@ -124,7 +125,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(BodyError)
     async def _body_error(request: Request, exc: BodyError) -> JSONResponse:

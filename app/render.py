@@ -16,7 +16,7 @@ import base64
 import io
 import struct
 import zlib
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -75,14 +75,48 @@ def to_indices(values: np.ndarray, colormap: Colormap, minimum: float, maximum: 
     v = np.asarray(values, dtype=np.float32)
     if colormap == "diverging":
         m = max(abs(minimum), abs(maximum)) or 1.0
-        scaled = v * np.float32(127.0 / m) + np.float32(127.0)
+        scaled = np.multiply(v, np.float32(127.0 / m))
+        scaled += np.float32(127.0)
     elif maximum == minimum:
         return np.full(v.shape, CONSTANT_INDEX if minimum != 0 else 0, dtype=np.uint8)
     else:
         span = maximum - minimum
-        scaled = (v - np.float32(minimum)) * np.float32(255.0 / span)
+        scaled = np.subtract(v, np.float32(minimum))
+        scaled *= np.float32(255.0 / span)
     np.clip(scaled, 0, 255, out=scaled)
-    return np.rint(scaled).astype(np.uint8)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def levels(values: np.ndarray, minimum: float | None = None, maximum: float | None = None) -> dict[str, Any]:
+    """A map (or several sharing one scale) as 8-bit colour-map levels, base64 — the page's compact form.
+
+    The same quantisation as the PNGs (:func:`to_indices`), without the PNG: the page looks each level up
+    in the same colour map (``static/js/render/pictures.js``), so the pixels are identical to the PNG's,
+    and the server spends no time on zlib.
+
+    Parameters
+    ----------
+    values : ndarray, shape (H, W) or (C, H, W)
+        Finite. With C maps, one scale for all of them (as ``grid_png(shared_scale=True)``).
+    minimum, maximum : float, optional
+        The range, when the caller already has it.
+
+    Returns
+    -------
+    dict
+        ``{"shape": [..], "colormap": "diverging"|"sequential", "b64": base64 of H·W (·C) uint8 levels,
+        row-major}``.
+    """
+    lo = float(values.min()) if minimum is None else minimum
+    hi = float(values.max()) if maximum is None else maximum
+    colormap = choose_colormap(lo, hi)
+    indices = to_indices(values, colormap, lo, hi)
+    return {
+        "shape": list(values.shape),
+        "colormap": colormap,
+        "b64": base64.b64encode(indices.tobytes()).decode("ascii"),
+    }
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from app.render import data_url, map_png
+from app.render import data_url, levels, map_png
 
 MAX_JSON_INT = 2**53 - 1
 
@@ -54,25 +54,30 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def map_entry(index: int, values: np.ndarray, include_values: bool) -> dict[str, Any]:
-    """One feature map for the JSON: index, min, max, colour map, PNG data URL and (optionally) values.
+def map_entry(index: int, values: np.ndarray, include_values: bool, pictures: str = "png") -> dict[str, Any]:
+    """One feature map for the JSON: index, min, max, colour map, picture and (optionally) values.
 
     Parameters
     ----------
     index : int
     values : ndarray, shape (H, W)
     include_values : bool
+    pictures : {"png", "levels"}
+        ``png``: a PNG data URL under ``png``; ``levels``: 8-bit colour-map levels under ``levels``
+        (:func:`app.render.levels`) and no ``png``.
     """
-    png, colormap, _, _ = map_png(values)
-    return {
-        "index": index,
-        # numpy scalars: orjson writes float32 with its shortest text, as in "values"
-        "min": values.min(),
-        "max": values.max(),
-        "colormap": colormap,
-        "png": data_url(png),
-        "values": arr(values) if include_values else None,
-    }
+    lo, hi = values.min(), values.max()  # numpy scalars: orjson writes float32 with its shortest text
+    entry: dict[str, Any] = {"index": index, "min": lo, "max": hi}
+    if pictures == "levels":
+        picture = levels(values, float(lo), float(hi))
+        entry["colormap"] = picture["colormap"]
+        entry["levels"] = picture
+    else:
+        png, colormap, _, _ = map_png(values)
+        entry["colormap"] = colormap
+        entry["png"] = data_url(png)
+    entry["values"] = arr(values) if include_values else None
+    return entry
 
 
 def server_timing(timing: dict[str, float]) -> str:

@@ -486,12 +486,21 @@ class InputOut(BaseModel):
     png: str
 
 
+class LevelsOut(BaseModel):
+    """A picture as 8-bit colour-map levels (``?pictures=levels``), coloured by the client."""
+
+    shape: list[int] = Field(description="[H, W], or [C, H, W] for C maps side by side with one scale.")
+    colormap: Literal["diverging", "sequential"]
+    b64: str = Field(description="Base64 of the uint8 levels, row-major.")
+
+
 class MapOut(BaseModel):
     index: int
     min: float
     max: float
     colormap: Literal["diverging", "sequential"]
-    png: str
+    png: str | None = Field(default=None, description="PNG data URL (``?pictures=png``, the default).")
+    levels: LevelsOut | None = Field(default=None, description="With ``?pictures=levels``, instead of png.")
     values: Matrix | None = None
     argmax: list[list[int]] | None = None
 
@@ -525,6 +534,12 @@ class ConvResponse(BaseModel):
     warnings: list[str]
     facts: dict[str, Any]
     timing_ms: dict[str, float]
+    explain: ExplainResponse | None = Field(
+        default=None, description="With ``?explain=f,y,x``: POST /api/explain's answer there (null outside)."
+    )
+    channels: dict[str, Any] | None = Field(
+        default=None, description="With ``?channels=f``: filter f's per-channel contributions as conv maps."
+    )
 
 
 class ColumnsOut(BaseModel):
@@ -600,7 +615,8 @@ class ExplainResponse(BaseModel):
 
 class PictureOut(BaseModel):
     shape: list[int]
-    png: str
+    png: str | None = None
+    levels: LevelsOut | None = None
     min: float
     max: float
     values: list[Any] | None = None
@@ -609,7 +625,8 @@ class PictureOut(BaseModel):
 class OverlapOut(BaseModel):
     shape: list[int]
     max: int
-    png: str
+    png: str | None = None
+    levels: LevelsOut | None = None
     values: list[list[int]] | None
 
 
@@ -643,3 +660,6 @@ class ShapeResponse(BaseModel):
     conv: dict[str, Any]
     pool: dict[str, Any] | None
     warnings: list[str]
+
+
+ConvResponse.model_rebuild()  # its ``explain`` is an ExplainResponse, defined after it

@@ -47,12 +47,63 @@ class Settings(BaseSettings):
         "before any pixel is decoded.",
     )
     max_macs: int = Field(
-        default=2_000_000_000, ge=1, description="Largest number of multiply-adds per request."
+        default=400_000_000,
+        ge=1,
+        description="Largest number of multiply-adds per request (a backward pass counts 3 per "
+        "multiply-add of its forward: forward, ∂W and ∂x). About 1 s of one core's time at the most.",
     )
     max_im2col_bytes: int = Field(
-        default=400 * 1024 * 1024,
+        default=64 * 1024 * 1024,
         ge=1,
-        description="Largest im2col matrix (bytes) a request may build: the memory a convolution needs.",
+        description="Largest im2col matrix (bytes) a request may build: the memory a convolution needs "
+        "(a backward pass builds two: the columns of x and of ∂x).",
+    )
+    max_picture_pixels: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Most map pixels one answer may draw (conv + pool maps, or a backward's pictures): "
+        "bounds the reply size.",
+    )
+    compute_threads: int = Field(
+        default=2, ge=1, description="Computations one worker runs at once (the rest wait in its queue)."
+    )
+    compute_queue: int = Field(
+        default=64, ge=0, description="Computations allowed to wait per worker before a 503."
+    )
+    compute_wait_seconds: float = Field(
+        default=2.0, ge=0, description="Longest wait of a computation in the queue before a 503."
+    )
+    heavy_macs: int = Field(
+        default=60_000_000,
+        ge=0,
+        description="A request above this many multiply-adds is heavy: it runs on the worker's one "
+        "lower-priority thread, at most one at a time, with at most heavy_queue waiting.",
+    )
+    heavy_queue: int = Field(default=1, ge=0, description="Heavy requests allowed to wait per worker.")
+    heavy_wait_seconds: float = Field(
+        default=3.0, ge=0, description="Longest wait of a heavy request before a 503."
+    )
+    decode_queue: int = Field(
+        default=32, ge=0, description="Uploads allowed to wait for decoding per worker."
+    )
+    decode_wait_seconds: float = Field(
+        default=10.0, ge=0, description="Longest wait of an upload for the decoder before a 503."
+    )
+    max_decode_bytes: int = Field(
+        default=192 * 1024 * 1024,
+        ge=1,
+        description="Largest decoded size (width × height × bytes per pixel of the file's own mode) of an "
+        "upload; a larger one is refused (413) before decoding.",
+    )
+    layer_cache_bytes: int = Field(
+        default=48 * 1024 * 1024,
+        ge=0,
+        description="Bytes of prepared layers (image array, weights, convolution output) each worker keeps "
+        "for a few seconds, so that one slider step's follow-up requests share the convolution's work; "
+        "0 disables it.",
+    )
+    layer_cache_seconds: float = Field(
+        default=30.0, ge=0, description="How long a prepared layer is kept after its last use."
     )
     store_max_bytes: int = Field(
         default=1024**3, ge=1, description="Size at which the store starts evicting."

@@ -92,16 +92,110 @@ def _composite_on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
+ROWS_PER_BLOCK = 256
+"""High-bit-depth images are converted this many rows at a time (bounded float64 temporaries)."""
+
+
+def _finite(rows: np.ndarray) -> np.ndarray:
+    """Rows as float64 with NaN and ±inf replaced by 0."""
+    return np.nan_to_num(rows.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
-    """16- or 32-bit integer and float grayscale → 8-bit ``"L"``."""
+    """16- or 32-bit integer and float grayscale → 8-bit ``"L"`` (row blocks: bounded extra memory)."""
     values = np.asarray(image)
+    out = np.empty(values.shape, dtype=np.uint8)
     if image.mode == "F":
-        finite = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        scaled = finite * 255.0 if finite.size and finite.max() <= 1.0 else finite
-        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+        top = -np.inf
+        for r in range(0, values.shape[0], ROWS_PER_BLOCK):
+            block = _finite(values[r : r + ROWS_PER_BLOCK])
+            if block.size:
+                top = max(top, float(block.max()))
+        unit = values.size > 0 and top <= 1.0
+        for r in range(0, values.shape[0], ROWS_PER_BLOCK):
+            block = _finite(values[r : r + ROWS_PER_BLOCK])
+            scaled = block * 255.0 if unit else block
+            out[r : r + ROWS_PER_BLOCK] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        return Image.fromarray(out, "L")
     # 16-bit samples (I;16*, and PNG/TIFF 16-bit read as "I"): 65535 -> 255
-    scaled = np.rint(values.astype(np.float64) / 257.0)
-    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
+    for r in range(0, values.shape[0], ROWS_PER_BLOCK):
+        scaled = np.rint(values[r : r + ROWS_PER_BLOCK].astype(np.float64) / 257.0)
+        out[r : r + ROWS_PER_BLOCK] = np.clip(scaled, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "BGR;16": 2}
+"""Bytes Pillow holds per decoded pixel, by mode (4 for every other mode: I, F, RGB, RGBA, LA, CMYK ...)."""
+
+LARGE_DECODE_BYTES = 32 * 1024 * 1024
+"""Above this decoded size, a JPEG is decoded at a reduced scale (``draft``) and any image is box-reduced
+(``reduce``) right after decoding, to at least twice ``max_side``, before any conversion."""
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """Bytes Pillow will hold for the decoded pixels of ``image`` (read from its header)."""
+    return image.width * image.height * BYTES_PER_PIXEL.get(image.mode, 4)
+
+
+def bounded_load(image: Image.Image, max_side: int, max_decode_bytes: int) -> Image.Image:
+    """Decode ``image`` with bounded memory: refuse what is too large, shrink what is large at once.
+
+    1. the decoded size (:func:`decoded_bytes`) must be at most ``max_decode_bytes`` (else 413);
+    2. a large JPEG is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (``draft``), still at least
+       ``2·max_side`` on its longer side;
+    3. a large decoded image is box-reduced (``reduce``, by a whole factor) to at least ``2·max_side``
+       before any mode conversion, so the float64/RGBA conversions work on a small image. 16-bit
+       images are reduced with NumPy (Pillow's ``reduce`` does not take them); palette images are
+       small already (one byte a pixel) and are not reduced.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Loaded; for a large image, smaller than the file.
+    """
+    needed = decoded_bytes(image)
+    if needed > max_decode_bytes:
+        raise ApiError(
+            413,
+            f"the image would take {needed / 2**20:.0f} MB to decode ({image.width}×{image.height} "
+            f"{image.mode}), more than the {max_decode_bytes / 2**20:.0f} MB this server decodes at "
+            "once; upload an image with fewer pixels or 8 bits per channel",
+        )
+    large = needed > LARGE_DECODE_BYTES
+    longest = max(image.width, image.height)
+    if large and image.format == "JPEG" and longest > 2 * max_side:
+        scale = 2 * max_side / longest
+        image.draft(image.mode, (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
+    image.load()
+    longest = max(image.width, image.height)
+    factor = longest // (2 * max_side)
+    if not large or factor < 2:
+        return image
+    if image.mode in ("P", "PA", "1"):
+        return image
+    return _reduce_in_strips(image, factor)
+
+
+def _reduce_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)`` (a ``factor × factor`` box mean) one strip of rows at a time.
+
+    Pillow's own ``reduce`` premultiplies RGBA/LA into a full-size copy first; strips keep the extra
+    memory to one strip. 16-bit images (which Pillow's ``reduce`` does not take) are averaged with NumPy.
+    """
+    width, height = image.width // factor, image.height // factor
+    sixteen = image.mode.startswith("I;16")
+    out = Image.new("I" if sixteen else image.mode, (width, height))
+    rows = max(1, (4 * 1024 * 1024) // max(1, image.width * 4 * factor))  # output rows per strip (~4 MB)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        strip = image.crop((0, top * factor, width * factor, bottom * factor))
+        if sixteen:
+            values = np.asarray(strip, dtype=np.int64).reshape(bottom - top, factor, width, factor)
+            small = Image.fromarray(np.rint(values.mean(axis=(1, 3))).astype(np.int32), "I")
+        else:
+            small = strip.reduce(factor)
+        out.paste(small, (0, top))
+    return out
 
 
 def normalise_mode(image: Image.Image) -> Image.Image:
@@ -199,7 +293,9 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedImage:
+def normalise_upload(
+    data: bytes, max_side: int, max_pixels: int, max_decode_bytes: int = 192 * 1024 * 1024
+) -> NormalisedImage:
     """Decode, orient, normalise, downscale and re-encode an uploaded file.
 
     Parameters
@@ -210,6 +306,8 @@ def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedI
         Longest side after downscaling.
     max_pixels : int
         Decompression-bomb guard (checked on the header size).
+    max_decode_bytes : int
+        Largest decoded size (see :func:`bounded_load`).
 
     Returns
     -------
@@ -224,7 +322,9 @@ def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedI
     source_format = image.format or "unknown"
     try:
         image.seek(0)  # first frame of a GIF/WebP animation, first page of a TIFF
-        image.load()
+        header_size = image.size
+        image = bounded_load(image, max_side, max_decode_bytes)
+        reduced = image.size != header_size
         image = ImageOps.exif_transpose(image) or image
         image = apply_colour_metadata(image)  # tRNS/palette transparency → alpha, ICC/gamma → sRGB
         image = normalise_mode(image)
@@ -244,6 +344,9 @@ def normalise_upload(data: bytes, max_side: int, max_pixels: int) -> NormalisedI
     ) as exc:
         raise ApiError(400, f"the image file is corrupt or truncated ({exc})") from None
     original_width, original_height = image.size
+    if reduced:  # the size before the bounded decode shrank it, in the same orientation
+        swapped = (image.width > image.height) != (header_size[0] > header_size[1])
+        original_width, original_height = header_size[::-1] if swapped else header_size
     if original_width * original_height > max_pixels:  # EXIF tricks cannot grow it, but be safe
         raise ApiError(413, f"the image has more than {max_pixels} pixels")
     image = downscale(image, max_side)

@@ -160,8 +160,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as store:
-        # computed: the response cache off, so every request is computed in full
-        clock = ServerClock(create_app(Settings(store_dir=store, response_cache_bytes=0)))
+        # computed: the response and layer caches off, so every request is computed in full
+        computed = Settings(store_dir=store, response_cache_bytes=0, layer_cache_bytes=0)
+        clock = ServerClock(create_app(computed))
         # cached: the default settings; after the first request every repeat is a cache hit
         hot_clock = ServerClock(create_app(Settings(store_dir=store)))
         with TestClient(clock) as client, TestClient(hot_clock) as hot:

@@ -43,6 +43,8 @@ from browser_support import (
     wait_repaint,
 )
 
+from app.render import DIVERGING_LUT, SEQUENTIAL_LUT
+
 pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -767,3 +769,89 @@ def test_every_control_is_reachable_by_keyboard_with_a_visible_focus(watched: Wa
     page.focus("#tab-network")
     page.keyboard.press("ArrowLeft")
     assert page.evaluate("() => document.activeElement.id") == "tab-conv"
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 9: compact pictures (levels) and follow-ups for the views on screen
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_colour_tables_are_the_servers_palettes(watched: Watched) -> None:
+    page = open_page(watched)
+    tables = page.evaluate(
+        """async () => {
+            const { colourTable } = await import('/static/js/render/pictures.js');
+            const rgb = (name) => {
+              const t = colourTable(name);
+              const out = [];
+              for (let i = 0; i < 256; i += 1) out.push([t[4 * i], t[4 * i + 1], t[4 * i + 2]]);
+              return out;
+            };
+            return { diverging: rgb('diverging'), sequential: rgb('sequential') };
+        }"""
+    )
+    assert tables["diverging"] == DIVERGING_LUT.tolist()
+    assert tables["sequential"] == SEQUENTIAL_LUT.tolist()
+
+
+def test_a_map_drawn_from_levels_has_the_pngs_pixels(watched: Watched) -> None:
+    page = open_page(watched)
+    same = page.evaluate(
+        """async () => {
+            const { loadPicture } = await import('/static/js/render/pictures.js');
+            const body = { image: 'sample:astronaut', color: 'rgb', max_side: 48, padding: 1,
+                           weight: ['sobel_x', 'gaussian_3', 'laplacian_4'], bias: [0.1, -0.2, 0] };
+            const post = async (path, extra = {}) => (await fetch(path, {
+              method: 'POST', headers: { 'Content-Type': 'application/json' },
+              body: JSON.stringify({ ...body, ...extra }) })).json();
+            const png = await post('/api/conv');
+            const lev = await post('/api/conv?pictures=levels');
+            const pixels = async (picture, w, h) => {
+              const canvas = document.createElement('canvas'); canvas.width = w; canvas.height = h;
+              const ctx = canvas.getContext('2d'); ctx.drawImage(await loadPicture(picture), 0, 0);
+              return Array.from(ctx.getImageData(0, 0, w, h).data);
+            };
+            const results = [];
+            const [, , h, w] = png.conv.shape;
+            for (let f = 0; f < png.conv.maps.length; f += 1) {
+              const a = await pixels(png.conv.maps[f], w, h);
+              const b = await pixels(lev.conv.maps[f], w, h);
+              results.push(a.length === b.length && a.every((v, i) => v === b[i]));
+            }
+            const up = { upstream: { kind: 'random', seed: 4 } };
+            const bpng = await post('/api/backward', up);
+            const blev = await post('/api/backward?pictures=levels', up);
+            const gw = 3 * 48 + 2 * 2;
+            const a = await pixels(bpng.grad_x, gw, 48);
+            const b = await pixels(blev.grad_x, gw, 48);
+            results.push(a.every((v, i) => v === b[i]));
+            return results;
+        }"""
+    )
+    assert same == [True, True, True, True]
+
+
+def test_views_off_screen_wait_for_a_quiet_moment(watched: Watched) -> None:
+    """Six quick slider steps at the top of the page: a conv each, but the backward view (off screen)
+    is asked for at most once or twice — and it is filled in once the page is quiet."""
+    page = open_page(watched)
+    page.wait_for_function(
+        "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+    )
+    start = len(watched.requests)
+    before = paints(page)
+    page.focus("#kh")
+    for i in range(6):
+        page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        page.wait_for_timeout(60)
+    page.wait_for_function("(n) => Number(document.getElementById('maps').dataset.paints) > n", arg=before)
+    page.wait_for_function(
+        "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+        " && document.body.dataset.busy === '0'"
+    )
+    sent = watched.requests[start:]
+    convs = [u for u in sent if "/api/conv" in u and "pictures=levels" in u]
+    backward = [u for u in sent if "/api/backward" in u]
+    assert len(convs) >= 2
+    assert 1 <= len(backward) < len(convs)
+    assert page.locator("#backward canvas").count() >= 3  # filled in

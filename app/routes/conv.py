@@ -6,22 +6,28 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from app.compute import Forward, Prepared, forward, prepare
+from app.compute import Forward, Prepared
 from app.errors import MAX_REPORTED_ERRORS, BodyError, QueryError, field_for
-from app.image_source import load_array
+from app.image_source import image_info
+from app.jobs import layer_body
+from app.layers import Layer, layer_for
 from app.render import data_url, grid_png, image_png
-from app.response_cache import cached_body, elapsed_ms, with_field
+from app.response_cache import elapsed_ms, with_field
 from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing
-from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, Message
+from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, ExplainRequest, Message
 from app.settings import Settings, SettingsDep
+from core.conv import conv2d
 
 router = APIRouter(prefix="/api", tags=["convolution"])
 
@@ -33,6 +39,14 @@ COMPUTE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "Unknown image id."},
     410: {"model": Message, "description": "The stored image is corrupt."},
 }
+
+CONV_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMPUTE_ERRORS,
+    503: {"model": Message, "description": "The worker is busy (its queue is full): retry after Retry-After"},
+}
+
+Pictures = Literal["png", "levels"]
+"""How an answer draws its maps: PNG data URLs, or 8-bit colour-map levels (:func:`app.render.levels`)."""
 
 RENDER_VERSION = "1"
 """Part of the ETag of ``/api/conv.png``: bump when the pictures change for the same parameters."""
@@ -51,9 +65,17 @@ def _region_values(maps: np.ndarray, request: ConvRequest) -> tuple[dict[str, in
 
 
 def conv_payload(
-    request: ConvRequest, prepared: Prepared, result: Forward, timing: dict[str, float]
+    request: ConvRequest,
+    prepared: Prepared,
+    result: Forward,
+    timing: dict[str, float],
+    pictures: Pictures = "png",
+    explained: tuple[list[dict[str, Any]], list[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``POST /api/conv`` body (see the API contract)."""
+    """The ``POST /api/conv`` body (see the API contract); maps as PNGs or as ``levels``.
+
+    ``explained``: the layer's steps, warnings and facts when already at hand (:meth:`Layer.explained`).
+    """
     start = time.perf_counter()
     x = prepared.x
     maps = result.conv[0]
@@ -62,7 +84,7 @@ def conv_payload(
     region, rows, cols = _region_values(maps, request)
     conv_maps = []
     for index in range(f):
-        entry = map_entry(index, maps[index], small)
+        entry = map_entry(index, maps[index], small, pictures)
         if region is not None:
             entry["values"] = arr(maps[index, rows, cols])
         conv_maps.append(entry)
@@ -73,17 +95,22 @@ def conv_payload(
         pool_small = request.values and ph * pw <= MAX_VALUES_PER_MAP
         pool_maps = []
         for index in range(pf):
-            entry = map_entry(index, pooled[index], pool_small)
+            entry = map_entry(index, pooled[index], pool_small, pictures)
             entry["argmax"] = (
                 arr(result.argmax[0, index]) if pool_small and result.argmax is not None else None
             )
             pool_maps.append(entry)
         pool_block = {"shape": list(result.pooled.shape), "mode": request.pool.mode, "maps": pool_maps}
-    input_png = data_url(image_png(x[0]))
+    input_png = input_data_url(x)
     timing["encode"] = (time.perf_counter() - start) * 1000
     explanation = prepared.explanation
-    steps = [s.as_dict() for s in explanation.steps]
-    warnings = list(explanation.warnings)
+    if explained is None:
+        explained = (
+            [s.as_dict() for s in explanation.steps],
+            list(explanation.warnings),
+            {k: v for k, v in explanation.facts.items() if k != "padding"},
+        )
+    steps, warnings, facts = list(explained[0]), list(explained[1]), explained[2]
     if result.pool_explanation is not None:
         steps += [s.as_dict() for s in result.pool_explanation.steps]
         warnings += result.pool_explanation.warnings
@@ -99,22 +126,87 @@ def conv_payload(
         "pool": pool_block,
         "steps": steps,
         "warnings": warnings,
-        "facts": {k: v for k, v in explanation.facts.items() if k != "padding"},
+        "facts": facts,
         "timing_ms": timing,
     }
 
 
+_input_pngs: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+_input_lock = threading.Lock()
+
+
+def input_data_url(x: np.ndarray) -> str:
+    """The input ``(1, C, H, W)`` as a PNG data URL, kept for the few arrays used last.
+
+    The arrays come from :func:`app.image_source.load_array`'s cache (read-only, one object per image and
+    size), so a slider step on the same image does not encode the same PNG again.
+    """
+    with _input_lock:
+        known = _input_pngs.get(id(x))
+        if known is not None and known[0] is x:
+            _input_pngs.move_to_end(id(x))
+            return known[1]
+    url = data_url(image_png(x[0]))
+    if not x.flags.writeable:
+        with _input_lock:
+            _input_pngs[id(x)] = (x, url)
+            while len(_input_pngs) > 8:
+                _input_pngs.popitem(last=False)
+    return url
+
+
+def check_pictures(count: int, settings: Settings) -> None:
+    """Refuse (422) an answer drawing more than ``max_picture_pixels`` map pixels, saying what to reduce."""
+    if count > settings.max_picture_pixels:
+        raise BodyError(
+            "max_side",
+            f"this answer would draw {count:,} map pixels, more than the limit of "
+            f"{settings.max_picture_pixels:,}; reduce max_side (image size) or the number of filters, or "
+            "raise the stride",
+        )
+
+
+def conv_pixels(prepared: Prepared, pooled: bool) -> int:
+    """Map pixels a conv answer draws: every conv map, and about a quarter more with pooling."""
+    _, f, oh, ow = prepared.output_shape
+    return f * oh * ow * (2 if pooled else 1)
+
+
 def run_conv(request: ConvRequest, settings: Settings) -> tuple[Prepared, Forward, dict[str, float]]:
     """Prepare and run convolution → activation → pooling."""
-    prepared = prepare(request, settings)
-    timing = dict(prepared.timing)
-    result = forward(prepared, request.activation, request.pool, timing)
-    return prepared, result, timing
+    layer = layer_for(request, settings)
+    timing = dict(layer.prepared.timing)
+    check_pictures(conv_pixels(layer.prepared, request.pool is not None), settings)
+    result = layer.forward(request.activation, request.pool, timing)
+    return layer.prepared, result, timing
 
 
-@router.post("/conv", response_model=ConvResponse, responses=COMPUTE_ERRORS)
-def post_conv(request: ConvRequest, settings: SettingsDep) -> Response:
-    """Convolution (+ bias), activation and pooling of an image: every map as a PNG with its range.
+@router.post("/conv", response_model=ConvResponse, responses=CONV_ERRORS)
+async def post_conv(
+    request: ConvRequest,
+    http: Request,
+    settings: SettingsDep,
+    pictures: Pictures = Query(
+        default="png",
+        description="How maps are drawn: 'png' (a PNG data URL per map, field `png`) or 'levels' (8-bit "
+        "colour-map levels, base64, field `levels`: what the page uses; no PNG is encoded).",
+    ),
+    explain: str | None = Query(
+        default=None,
+        max_length=40,
+        pattern=r"^\d{1,6},\d{1,6},\d{1,6}$",
+        description="'f,y,x': also answer POST /api/explain for this output position, under `explain` "
+        "(null when the position is outside the output), saving the page a request per step.",
+    ),
+    channels: int | None = Query(
+        default=None,
+        ge=0,
+        le=4096,
+        description="A filter f: also send, under `channels`, the contribution of each of its input channels "
+        "(the convolution of that channel alone with w[f, c], no bias, no activation) as conv maps.",
+    ),
+) -> Response:
+    """Convolution (+ bias), activation and pooling of an image: every map as a picture with its range.
 
     Exact values come with ``values: true`` for maps up to 64×64, or for a ``region`` of every conv map.
     Per-stage timings are in ``timing_ms`` and in the ``Server-Timing`` header.
@@ -122,17 +214,67 @@ def post_conv(request: ConvRequest, settings: SettingsDep) -> Response:
     start = time.perf_counter()
     timing: dict[str, float] = {}
 
-    def compute() -> bytes:
-        prepared, result, stages = run_conv(request, settings)
-        payload = conv_payload(request, prepared, result, stages)
+    def build(req: ConvRequest, st: Settings, layer: Layer) -> bytes:
+        stages = dict(layer.prepared.timing)
+        check_pictures(conv_pixels(layer.prepared, req.pool is not None), st)
+        result = layer.forward(req.activation, req.pool, stages)
+        payload = conv_payload(req, layer.prepared, result, stages, pictures, layer.explained())
+        if explain is not None:
+            payload["explain"] = explained_at(req, st, layer, [int(v) for v in explain.split(",")])
+        if channels is not None:
+            payload["channels"] = channel_maps(req, layer, channels, pictures)
         timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
         return json_bytes(payload)
 
-    body, state = cached_body("POST /api/conv", request, request.image, settings, compute)
+    plain = pictures == "png" and explain is None and channels is None
+    extra: tuple[Any, ...] = () if plain else (pictures, explain, channels)
+    body, state = await layer_body("POST /api/conv", request, http, settings, build, extra=extra)
     if state == "hit":
         timing["cache"] = elapsed_ms(start)
     timing["total"] = elapsed_ms(start)
     return body_response(body_with_timing(body, timing), state, {"Server-Timing": server_timing(timing)})
+
+
+def explained_at(
+    request: ConvRequest, settings: Settings, layer: Layer, position: list[int]
+) -> dict[str, Any] | None:
+    """The ``POST /api/explain`` answer at ``position`` on this layer, or None outside the output."""
+    from app.routes.explain import explain_payload  # late: explain imports this module
+
+    fields = request.model_dump(exclude={"values", "region", "pool"})
+    try:
+        return explain_payload(ExplainRequest(**fields, position=position), settings, layer)
+    except (BodyError, ValidationError):
+        return None
+
+
+def channel_maps(request: ConvRequest, layer: Layer, f: int, pictures: Pictures) -> dict[str, Any] | None:
+    """Filter ``f``'s per-channel contributions: map ``c`` is channel ``g·C/G + c`` convolved alone with
+    ``w[f, c]`` (stride, padding and dilation of the layer; no bias, no activation). Their sum plus the bias
+    is the filter's map before the activation. None when ``f`` is not a filter."""
+    prepared = layer.prepared
+    weight = prepared.weight
+    filters, per_group = weight.shape[0], weight.shape[1]
+    if f >= filters:
+        return None
+    first = (f // (filters // prepared.groups)) * per_group
+    kwargs = {**prepared.conv_kwargs, "groups": 1}
+    maps = np.concatenate(
+        [
+            conv2d(prepared.x[:, first + c : first + c + 1], weight[f : f + 1, c : c + 1], None, **kwargs)
+            for c in range(per_group)
+        ],
+        axis=1,
+    )[0]
+    _, oh, ow = maps.shape
+    small = request.values and oh * ow <= MAX_VALUES_PER_MAP
+    return {
+        "filter": f,
+        "conv": {
+            "shape": [1, per_group, oh, ow],
+            "maps": [map_entry(c, maps[c], small, pictures) for c in range(per_group)],
+        },
+    }
 
 
 def body_with_timing(body: bytes, timing: dict[str, float]) -> bytes:
@@ -280,7 +422,8 @@ def validate_conv_query(fields: dict[str, Any]) -> ConvRequest | OrjsonResponse:
         **COMPUTE_ERRORS,
     },
 )
-def get_conv_png(
+async def get_conv_png(
+    http: Request,
     settings: SettingsDep,
     fields: Annotated[dict[str, Any], Depends(conv_query)],
     stage: str = Query(default="conv", max_length=8, description="conv or pool: which maps to draw"),
@@ -297,7 +440,21 @@ def get_conv_png(
     if stage not in ("conv", "pool"):
         raise QueryError("stage", f"stage must be 'conv' or 'pool', got {stage!r}")
     with _query_errors():
-        return _conv_png(request, stage, columns, if_none_match, settings)
+        await run_in_threadpool(image_info, request.image, settings)  # 404 before anything else
+        key = json.dumps([RENDER_VERSION, request.model_dump(mode="json"), stage, columns], sort_keys=True)
+        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
+        if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+            return Response(status_code=304, headers=headers)
+
+        def build(req: ConvRequest, st: Settings, layer: Layer) -> bytes:
+            check_pictures(conv_pixels(layer.prepared, req.pool is not None), st)
+            result = layer.forward(req.activation, req.pool, {})
+            maps = result.pooled if stage == "pool" and result.pooled is not None else result.conv
+            return grid_png(maps[0], columns=columns)
+
+        png, _ = await layer_body("GET /api/conv.png", request, http, settings, build, cache=False)
+        return Response(png, media_type="image/png", headers=headers)
 
 
 @contextlib.contextmanager
@@ -312,17 +469,3 @@ def _query_errors() -> Iterator[None]:
     except ValueError as exc:
         message = str(exc) or exc.__class__.__name__
         raise QueryError(field_for(message), message) from None
-
-
-def _conv_png(
-    request: ConvRequest, stage: str, columns: int | None, if_none_match: str | None, settings: Settings
-) -> Response:
-    load_array(request.image, request.color, request.max_side, settings)  # 404 before anything else
-    key = json.dumps([RENDER_VERSION, request.model_dump(mode="json"), stage, columns], sort_keys=True)
-    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
-    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers=headers)
-    _, result, _ = run_conv(request, settings)
-    maps = result.pooled if stage == "pool" and result.pooled is not None else result.conv
-    return Response(grid_png(maps[0], columns=columns), media_type="image/png", headers=headers)

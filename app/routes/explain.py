@@ -5,25 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from app.compute import prepare
 from app.errors import BodyError
-from app.response_cache import cached_json_response
-from app.responses import arr
-from app.routes.conv import COMPUTE_ERRORS
+from app.jobs import layer_body
+from app.layers import Layer, layer_for
+from app.responses import arr, body_response, json_bytes
+from app.routes.conv import CONV_ERRORS
 from app.schemas import ExplainRequest, ExplainResponse
 from app.settings import Settings, SettingsDep
 from core.activations import relu
-from core.conv import conv2d
 from core.im2col import border_index, pad_input
 from core.shapes import conv_geometry
 
 router = APIRouter(prefix="/api", tags=["explain"])
 
 
-@router.post("/explain", response_model=ExplainResponse, responses=COMPUTE_ERRORS)
-def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
+@router.post("/explain", response_model=ExplainResponse, responses=CONV_ERRORS)
+async def post_explain(request: ExplainRequest, http: Request, settings: SettingsDep) -> Response:
     """The receptive field of output ``position = [f, y, x]`` and the arithmetic that gives its value.
 
     ``value`` is the convolution output itself (``core.conv.conv2d``, + bias, then the activation), so it
@@ -31,12 +30,22 @@ def post_explain(request: ExplainRequest, settings: SettingsDep) -> Response:
     products (float32; it can differ from the GEMM's sum in the last bit because the order differs).
     Numbers are float32 and serialised with their shortest float32 text, like the maps' values.
     """
-    return cached_json_response("POST /api/explain", request, settings, explain_payload)
+    body, state = await layer_body(
+        "POST /api/explain",
+        request,
+        http,
+        settings,
+        lambda r, s, layer: json_bytes(explain_payload(r, s, layer)),
+    )
+    return body_response(body, state)
 
 
-def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, Any]:
-    """The ``POST /api/explain`` body."""
-    prepared = prepare(request, settings)
+def explain_payload(
+    request: ExplainRequest, settings: Settings, layer: Layer | None = None
+) -> dict[str, Any]:
+    """The ``POST /api/explain`` body (``layer``: the prepared layer, when already at hand)."""
+    layer = layer or layer_for(request, settings)
+    prepared = layer.prepared
     _, f_count, oh, ow = prepared.output_shape
     f, y, x = request.position
     if f >= f_count or y >= oh or x >= ow:
@@ -73,7 +82,7 @@ def explain_payload(request: ExplainRequest, settings: Settings) -> dict[str, An
     products = win * kernel
     channel_sums = products.sum(axis=(1, 2), dtype=np.float32)
     total = np.float32(products.sum(dtype=np.float32))
-    pre = conv2d(prepared.x, weight, prepared.bias, **prepared.conv_kwargs)[0, f, y, x]
+    pre = layer.pre_activation()[0, f, y, x]
     value = np.float32(relu(pre)) if request.activation == "relu" else pre
     bias = prepared.bias[f] if prepared.bias is not None else np.float32(0)
     payload: dict[str, Any] = {

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from app.compute import prepare
 from app.errors import BodyError
+from app.jobs import layer_body
+from app.layers import Layer, layer_for
 from app.render import data_url, map_png
-from app.response_cache import cached_json_response
-from app.responses import arr
-from app.routes.conv import COMPUTE_ERRORS
+from app.responses import arr, body_response, json_bytes
+from app.routes.conv import CONV_ERRORS
 from app.schemas import MAX_MATRIX_VALUES, Im2colRequest, Im2colResponse
 from app.settings import Settings, SettingsDep
 from core.conv import conv2d_gemm
@@ -36,19 +36,26 @@ def matrix_picture(matrix: np.ndarray) -> dict[str, Any]:
     }
 
 
-@router.post("/im2col", response_model=Im2colResponse, responses=COMPUTE_ERRORS)
-def post_im2col(request: Im2colRequest, settings: SettingsDep) -> Response:
+@router.post("/im2col", response_model=Im2colResponse, responses=CONV_ERRORS)
+async def post_im2col(request: Im2colRequest, http: Request, settings: SettingsDep) -> Response:
     """im2col of the image (equal to ``torch.nn.functional.unfold``: rows (c, kh, kw), columns (oh, ow)).
 
     Exact values when the matrix has at most 50,000 entries (else a heat map only, plus the exact values
     of a requested ``columns`` range); the (k, i, j) index arrays on request; W_col and the GEMM product.
     """
-    return cached_json_response("POST /api/im2col", request, settings, im2col_payload)
+    body, state = await layer_body(
+        "POST /api/im2col",
+        request,
+        http,
+        settings,
+        lambda r, s, layer: json_bytes(im2col_payload(r, s, layer)),
+    )
+    return body_response(body, state)
 
 
-def im2col_payload(request: Im2colRequest, settings: Settings) -> dict[str, Any]:
-    """The ``POST /api/im2col`` body."""
-    prepared = prepare(request, settings)
+def im2col_payload(request: Im2colRequest, settings: Settings, layer: Layer | None = None) -> dict[str, Any]:
+    """The ``POST /api/im2col`` body (``layer``: the prepared layer, when already at hand)."""
+    prepared = (layer or layer_for(request, settings)).prepared
     gemm = conv2d_gemm(prepared.x, prepared.weight, None, **prepared.conv_kwargs)
     x_col = gemm.x_col[0]  # (C·KH·KW, OH·OW)
     rows, cols = x_col.shape

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admission import gate
 from app.errors import ApiError, BodyError
 from app.image_source import SAMPLES, image_info, mnist_set, png_bytes, store_for
 from app.responses import OrjsonResponse
@@ -196,7 +197,9 @@ async def upload_image(request: Request, settings: SettingsDep) -> Response:
     data = await _file_field(request, body)
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, f"the image is {len(data)} bytes; the limit is {settings.max_upload_bytes} bytes")
-    image = await run_in_threadpool(normalise_upload, data, settings.max_side, settings.max_pixels)
+    image = await gate("decode", settings).run(
+        request, normalise_upload, data, settings.max_side, settings.max_pixels, settings.max_decode_bytes
+    )
     original = {"original_width": image.original_width, "original_height": image.original_height}
     saved = await run_in_threadpool(store_for(settings).save, image.png, original)
     payload = {

@@ -1,11 +1,29 @@
 // The views that follow a convolution: im2col (+ the GEMM), the arithmetic of the selected pixel (explain),
 // the backward pass and the transposed convolution. Each asks its own endpoint (newest request wins) once the
 // feature maps are painted, so that a slider change repaints the map first.
+//
+// Only the views on screen (or within FOLLOW_MARGIN of it) are asked for at each step: while a slider is
+// dragged, the server computes what the student sees. A view off screen is marked stale and is filled in
+// once the page has been quiet for FILL_AFTER_MS, or as soon as it scrolls into view (IntersectionObserver),
+// whichever comes first — so a view is never left empty, and a drag does not pay for views nobody sees.
 import { Superseded } from './api.js';
 import { renderArithmetic, renderArithmeticMessage } from './render/arith.js';
 import { renderBackward } from './render/backward.js';
 import { channelRequest, renderChannelPoint, renderChannels } from './render/channels.js';
 import { el, loadImage } from './render/common.js';
+
+/** Views within this distance of the screen count as on screen (CSS margin syntax): on screen only. */
+const FOLLOW_MARGIN = '0px';
+/** Off-screen views are filled in after this long without a new step (ms). */
+const FILL_AFTER_MS = 250;
+/** The follow-up views and the panels that show them. */
+const VIEW_PANELS = {
+  explain: ['panel-arith', 'panel-channels'],
+  im2col: ['panel-im2col', 'panel-gemm'],
+  backward: ['panel-backward'],
+  transpose: ['panel-transpose'],
+  channels: ['panel-channels'],
+};
 import { renderGemm } from './render/gemm.js';
 import { drawMatrixView, matrixSource, revealColumn, sizeMatrix } from './render/im2col.js';
 import { renderTranspose } from './render/transpose.js';
@@ -19,20 +37,81 @@ export function installFollowers(app, doc) {
   const $ = (id) => doc.getElementById(id);
   const { api } = app;
 
-  /** The follow-up requests after a convolution: im2col (+ GEMM), explain, backward, transpose. */
-  app.requestFollowers = async () => {
-    const paint = app.paints;
-    await Promise.allSettled([
-      app.requestIm2col(),
-      app.requestExplain(),
-      app.requestBackward(),
-      app.requestTranspose(),
-      app.requestChannels(),
-    ]);
-    if (paint === app.paints) doc.body.dataset.settled = String(paint);
+  /** view → its request function (below); view → the paint its data belongs to (-1: stale). */
+  const requests = {};
+  const fresh = {};
+  const visible = new Set();
+  let fillTimer = 0;
+
+  /**
+   * Whether a view is on screen (every view counts as on screen without IntersectionObserver).
+   * @param {string} view
+   * @returns {boolean}
+   */
+  const onScreen = (view) => !observer || VIEW_PANELS[view].some((id) => visible.has(id));
+
+  /** Ask for a view now, for the current paint. */
+  const run = (view) => {
+    fresh[view] = app.paints;
+    return requests[view]();
   };
 
-  app.requestIm2col = async () => {
+  /** Mark the body settled once every view holds the current paint's data. */
+  const markSettled = () => {
+    if (Object.keys(requests).every((view) => fresh[view] === app.paints)) doc.body.dataset.settled = String(app.paints);
+  };
+
+  /** Fill in every stale view once the page has been quiet for FILL_AFTER_MS. */
+  const scheduleFill = () => {
+    clearTimeout(fillTimer);
+    fillTimer = setTimeout(async () => {
+      const paint = app.paints;
+      const stale = Object.keys(requests).filter((view) => fresh[view] !== paint);
+      await Promise.allSettled(stale.map(run));
+      if (paint === app.paints) markSettled();
+    }, FILL_AFTER_MS);
+  };
+
+  /**
+   * Ask for a view if it is on screen, else mark it stale (filled in later).
+   * @param {string} view
+   * @returns {Promise<void>}
+   */
+  const want = (view) => {
+    if (onScreen(view)) return run(view);
+    fresh[view] = -1;
+    scheduleFill();
+    return Promise.resolve();
+  };
+
+  const observer = typeof IntersectionObserver === 'function'
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) visible.add(entry.target.id);
+        else visible.delete(entry.target.id);
+      }
+      if (!app.convRequest) return;
+      for (const view of Object.keys(requests)) {
+        if (fresh[view] !== app.paints && onScreen(view)) run(view).then(markSettled);
+      }
+    }, { rootMargin: FOLLOW_MARGIN })
+    : null;
+  if (observer) {
+    for (const ids of Object.values(VIEW_PANELS)) for (const id of ids) if ($(id)) observer.observe($(id));
+  }
+
+  /** The follow-up requests after a convolution: those on screen now, the others once the page is quiet. */
+  app.requestFollowers = async () => {
+    const paint = app.paints;
+    const views = Object.keys(requests);
+    for (const view of views) if (!onScreen(view)) fresh[view] = -1;
+    await Promise.allSettled(views.filter(onScreen).map(run));
+    if (paint !== app.paints) return;
+    if (views.every((view) => fresh[view] === paint)) markSettled();
+    else scheduleFill();
+  };
+
+  requests.im2col = async () => {
     const body = { ...app.convRequest, values: undefined, pool: null, indices: true, columns: null };
     try {
       const data = await app.track(api.latest('im2col', '/api/im2col', body));
@@ -76,11 +155,15 @@ export function installFollowers(app, doc) {
     renderGemm($('gemm'), data, app.heat, app.product, { filter: f, column });
   };
 
-  app.requestExplain = async () => {
+  requests.explain = async () => {
     if (!app.convRequest) return;
     const body = { ...app.convRequest, values: false, pool: null, position: app.state.pos };
+    // the conv answer carries the explanation of the position it was asked with (?explain=f,y,x)
+    const carried = app.conv && app.conv.explain;
+    const same = carried && carried.position.every((v, i) => v === app.state.pos[i]);
     try {
-      const ex = await app.track(api.latest('explain', '/api/explain', body));
+      if (same) api.cancel('explain');
+      const ex = same ? carried : await app.track(api.latest('explain', '/api/explain', body));
       app.explain = ex;
       renderArithmetic($('arith'), ex, app.convRequest.activation);
       renderChannelPoint($('channels'), ex, app.convRequest.activation);
@@ -94,7 +177,7 @@ export function installFollowers(app, doc) {
    * With more than one input channel per filter (RGB): the selected filter's per-channel contribution maps,
    * from one /api/conv whose filters each keep a single channel of w[f].
    */
-  app.requestChannels = async () => {
+  requests.channels = async () => {
     const request = app.convRequest;
     const conv = app.conv;
     const panel = $('panel-channels');
@@ -108,7 +191,11 @@ export function installFollowers(app, doc) {
     panel.hidden = false;
     const f = Math.min(app.state.pos[0], request.weight.length - 1);
     try {
-      const contributions = await app.track(api.latest('channels', '/api/conv', channelRequest(request, f, channels)));
+      // the conv answer carries filter f's contributions when it was asked with ?channels=f
+      const carried = conv.channels && conv.channels.filter === f ? conv.channels : null;
+      if (carried) api.cancel('channels');
+      const contributions = carried
+        || await app.track(api.latest('channels', '/api/conv?pictures=levels', channelRequest(request, f, channels)));
       if (conv !== app.conv) return;
       app.channelsFilter = f;
       $('channels-shape').textContent = `filter ${f}: ${channels / request.groups} channels × ${contributions.conv.shape.slice(2).join(' × ')}`;
@@ -130,7 +217,7 @@ export function installFollowers(app, doc) {
     }
   };
 
-  app.requestBackward = async () => {
+  requests.backward = async () => {
     if (!app.convRequest) return;
     const s = app.state;
     const throughPool = s.pool !== 'none' && s.target === 'pool';
@@ -147,7 +234,7 @@ export function installFollowers(app, doc) {
       target: throughPool ? 'pool' : 'conv',
     };
     try {
-      const data = await app.track(api.latest('backward', '/api/backward', body));
+      const data = await app.track(api.latest('backward', '/api/backward?pictures=levels', body));
       app.backward = data;
       await renderBackward($('backward'), data, body.upstream.kind);
     } catch (error) {
@@ -166,7 +253,7 @@ export function installFollowers(app, doc) {
     renderTranspose($('transpose'), view.data, view.body, view);
   };
 
-  app.requestTranspose = async () => {
+  requests.transpose = async () => {
     if (!app.convRequest) return;
     const s = app.state;
     const [f, y, x] = s.pos;
@@ -201,4 +288,10 @@ export function installFollowers(app, doc) {
       if (!(error instanceof Superseded)) $('transpose').replaceChildren(el('p', { class: 'note', text: error.message }));
     }
   };
+
+  app.requestIm2col = () => want('im2col');
+  app.requestExplain = () => want('explain');
+  app.requestBackward = () => want('backward');
+  app.requestTranspose = () => want('transpose');
+  app.requestChannels = () => want('channels');
 }

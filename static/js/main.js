@@ -468,7 +468,9 @@ function createApp(doc) {
     const body = app.convBody();
     let answer;
     try {
-      answer = await track(api.latest('conv', '/api/conv', body));
+      const [f] = app.state.pos;
+      const extra = channelsPerFilter() > 1 ? `&channels=${Math.min(f, body.weight.length - 1)}` : '';
+      answer = await track(api.latest('conv', `/api/conv?pictures=levels&explain=${app.state.pos.join(',')}${extra}`, body));
     } catch (error) {
       if (error instanceof Superseded) return;
       problem(error instanceof ApiError ? error.message : `could not reach the server: ${error.message}`);

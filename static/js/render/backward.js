@@ -1,6 +1,7 @@
 // The backward pass: the upstream gradient, grad_x with the overlap counts (how many windows read each input
 // pixel), grad_weight and grad_bias, all from POST /api/backward.
-import { colourScale, constantText, css, drawColourBar, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { colourScale, constantText, css, drawColourBar, el, fitScale, fmt, sizeCanvas } from './common.js';
+import { loadPicture } from './pictures.js';
 
 /** Significant digits shown in the small number tables (float32 has about 7; the full value is one click away). */
 const TABLE_DIGITS = 6;
@@ -45,11 +46,11 @@ function numberTable(values, name, readoutId) {
 }
 
 /**
- * A figure with a map canvas (PNG drawn 1:1 at its natural size, enlarged by CSS) and a colour bar.
+ * A figure with a map canvas (the picture — PNG or levels — drawn 1:1 at its natural size, enlarged by CSS) and a colour bar.
  * @returns {Promise<HTMLElement>}
  */
-async function mapFigure(id, title, png, lo, hi, colormap, target = 200) {
-  const image = await loadImage(png);
+async function mapFigure(id, title, picture, lo, hi, colormap, target = 200) {
+  const image = await loadPicture(picture);
   const canvas = el('canvas', { id, class: 'pixelated', 'aria-label': title });
   const scale = fitScale(image.naturalHeight, image.naturalWidth, target);
   sizeCanvas(canvas, image.naturalWidth, image.naturalHeight, image.naturalWidth * scale, image.naturalHeight * scale);
@@ -77,22 +78,22 @@ export async function renderBackward(container, data, kind) {
   const what = { ones: 'all ones', onehot: 'one-hot at the selected pixel', random: 'random' }[kind] || kind;
   const up = data.upstream;
   const figures = [
-    await mapFigure('bw-upstream', `upstream ∂L/∂y ${up.shape.join('×')} (${what})`, up.png, up.min, up.max,
+    await mapFigure('bw-upstream', `upstream ∂L/∂y ${up.shape.join('×')} (${what})`, up, up.min, up.max,
       up.min < 0 ? 'diverging' : 'sequential'),
   ];
   if (data.pool_grad) {
     const pg = data.pool_grad;
-    figures.push(await mapFigure('bw-pool', `through the pool → ∂L/∂conv ${pg.shape.join('×')}`, pg.png, pg.min, pg.max,
+    figures.push(await mapFigure('bw-pool', `through the pool → ∂L/∂conv ${pg.shape.join('×')}`, pg, pg.min, pg.max,
       pg.min < 0 ? 'diverging' : 'sequential'));
   }
   const gx = data.grad_x;
   // for C > 1 the PNG holds the channels side by side: give it room in proportion
   figures.push(
-    await mapFigure('bw-gradx', `grad_x ${gx.shape.join('×')}${gx.shape[1] > 1 ? ' (channels side by side)' : ''}`, gx.png,
+    await mapFigure('bw-gradx', `grad_x ${gx.shape.join('×')}${gx.shape[1] > 1 ? ' (channels side by side)' : ''}`, gx,
       gx.min, gx.max, gx.min < 0 ? 'diverging' : 'sequential', gx.shape[1] > 1 ? 420 : 200),
   );
   figures.push(
-    await mapFigure('bw-overlap', `overlap: windows reading each pixel (max ${data.overlap.max})`, data.overlap.png, 0, data.overlap.max, 'sequential'),
+    await mapFigure('bw-overlap', `overlap: windows reading each pixel (max ${data.overlap.max})`, data.overlap, 0, data.overlap.max, 'sequential'),
   );
   const weights = el('div', { class: 'grad-weights' });
   const [fCount, cg] = data.grad_weight.shape;

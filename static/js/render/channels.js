@@ -5,7 +5,8 @@
 // The contribution maps come from one POST /api/conv whose filters each keep a single channel of w[f]
 // (every other channel's kernel is zero), with no bias, no activation and no pooling: filter c of that
 // request computes exactly Σ_{kh,kw} x[c] · w[f, c], the per-channel partial sum.
-import { constantText, drawColourBar, drawMatrix, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { constantText, drawColourBar, drawMatrix, el, fitScale, fmt, sizeCanvas } from './common.js';
+import { loadPicture } from './pictures.js';
 
 const RGB_NAMES = ['red', 'green', 'blue'];
 
@@ -63,7 +64,7 @@ function channelName(id, channels) {
  */
 async function mapFigure(id, title, map, shape, target, extra = []) {
   const [oh, ow] = shape;
-  const image = await loadImage(map.png);
+  const image = await loadPicture(map);
   const canvas = el('canvas', {
     id,
     class: 'map pixelated',

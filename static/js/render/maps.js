@@ -1,6 +1,7 @@
 // Feature maps and pooled maps: one canvas per map at exactly OW × OH intrinsic pixels (the PNG drawn 1:1 and
 // shown enlarged), a colour bar with the value range, and an overlay for the selected / fed output pixels.
-import { constantText, drawColourBar, el, fitScale, fmt, loadImage, sizeCanvas } from './common.js';
+import { constantText, drawColourBar, el, fitScale, fmt, sizeCanvas } from './common.js';
+import { loadPicture } from './pictures.js';
 
 /**
  * Make sure `container` holds exactly `count` map figures (reusing existing ones) and return them.
@@ -39,7 +40,7 @@ function ensureFigures(container, count, prefix) {
  */
 export async function drawMaps(container, block, prefix, target) {
   const [, , oh, ow] = block.shape;
-  const images = await Promise.all(block.maps.map((m) => loadImage(m.png)));
+  const images = await Promise.all(block.maps.map((m) => loadPicture(m)));
   const figures = ensureFigures(container, block.maps.length, prefix);
   const scale = fitScale(oh, ow, target);
   block.maps.forEach((map, f) => {
