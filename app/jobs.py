@@ -5,7 +5,7 @@ Every endpoint computing on an image layer (conv, explain, im2col, backward, con
 
 1. a response-cache hit is answered at once (after the upload integrity check);
 2. otherwise the job waits for the worker's ``light`` gate (:mod:`app.admission`), prepares the layer
-   (or takes it from :mod:`app.layers`) and checks the budgets;
+   (or takes it from :mod:`app.layer_cache`) and checks the budgets;
 3. a job whose work is above ``Settings.heavy_macs`` leaves the light gate and runs behind the ``heavy``
    gate, on the worker's low-priority thread;
 4. the body is built, cached and returned.
@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from app.admission import gate
-from app.layers import Layer, after_use, layer_for
+from app.layer_cache import Layer, after_use, layer_for
 from app.response_cache import cache_for, cache_key, check_image
 from app.settings import Settings
 from app.store import is_upload_id

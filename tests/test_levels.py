@@ -1,5 +1,5 @@
 """The compact picture format (``?pictures=levels``) against the exact float values, and the prepared
-layers one slider step's requests share (app/layers.py)."""
+layers one slider step's requests share (app/layer_cache.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.image_source import clear_caches
-from app.layers import process_layers
+from app.layer_cache import process_layers
 from app.main import create_app
 from app.render import DIVERGING_LUT, SEQUENTIAL_LUT, levels
 from app.response_cache import process_cache
@@ -185,7 +185,7 @@ def test_the_conv_answer_carries_a_filters_channel_contributions(client) -> None
 def test_every_field_that_shapes_the_layer_is_in_the_layer_cache_key(settings):
     """A prepared layer is shared between requests only when every field it depends on is equal: changing any
     ``ConvRequest`` field other than the post-convolution ones must change the key."""
-    from app.layers import NOT_LAYER_FIELDS, layer_key
+    from app.layer_cache import NOT_LAYER_FIELDS, layer_key
     from app.schemas import ConvRequest
 
     base = ConvRequest(image="mnist:0", weight="sobel_x", padding=1)

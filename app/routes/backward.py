@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from app.compute import pool_args
 from app.errors import BodyError
 from app.jobs import layer_body
-from app.layers import Layer, layer_for
+from app.layer_cache import Layer, layer_for
 from app.render import data_url, grid_png, levels, map_png
 from app.responses import arr, body_response, json_bytes
 from app.routes.conv import CONV_ERRORS, Pictures, check_pictures

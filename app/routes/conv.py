@@ -21,7 +21,7 @@ from app.compute import Forward, Prepared
 from app.errors import MAX_REPORTED_ERRORS, BodyError, QueryError, field_for
 from app.image_source import image_info
 from app.jobs import layer_body
-from app.layers import Layer, layer_for
+from app.layer_cache import Layer, layer_for
 from app.render import data_url, grid_png, image_png
 from app.response_cache import elapsed_ms, with_field
 from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.errors import BodyError
 from app.jobs import layer_body
-from app.layers import Layer, layer_for
+from app.layer_cache import Layer, layer_for
 from app.responses import arr, body_response, json_bytes
 from app.routes.conv import CONV_ERRORS
 from app.schemas import ExplainRequest, ExplainResponse
