@@ -112,12 +112,22 @@ def on_screen_and_uncovered(page: Any, selector: str) -> list[str]:
 
 
 def horizontal_overflow(page: Any) -> dict[str, Any]:
-    """The page's scroll width against the viewport, and the widest elements sticking out on the right."""
+    """The page's scroll width against the viewport, and the first elements sticking out on the right.
+
+    An element inside a box that scrolls (or clips) sideways and itself fits is not listed: its content does
+    not widen the page, so naming it would point at the wrong culprit.
+    """
     return page.evaluate("""() => {
         const width = innerWidth;
+        const contained = (e) => {
+            for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                if (getComputedStyle(a).overflowX !== 'visible') return a.getBoundingClientRect().right <= width + 0.5;
+            }
+            return false;
+        };
         const out = [...document.querySelectorAll('body *')]
             .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5
-                           && getComputedStyle(e).position !== 'absolute' && !e.closest('.skip'))
+                           && getComputedStyle(e).position !== 'absolute' && !e.closest('.skip') && !contained(e))
             .slice(0, 5)
             .map((e) => `${e.tagName}#${e.id}.${e.className} right=${e.getBoundingClientRect().right}`);
         return {scrollWidth: document.scrollingElement.scrollWidth, innerWidth: width, sticking_out: out};
