@@ -12,8 +12,8 @@ What is checked:
   old link with per-side values opens in that mode; what the sliders set is what ``/api/shape`` computes with;
 - warnings that come and go while a slider moves do not move the views;
 - axe-core (vendored in tests/vendor/axe-core, injected into the page) finds no violation of any impact in the
-  convolution view (MNIST; an RGB photo with pooling), in projector mode, in the Network view and in the
-  Layers view (a phone in projector mode too);
+  convolution view (MNIST; an RGB photo with pooling; a phone), in projector mode (on a phone too), in the
+  Network view and in the Layers view (a phone in projector mode too);
 - keyboard: the skip links reach the controls and the views, the digit grid is one Tab stop with the arrow
   keys inside it; the focus ring contrasts at least 3:1 with what surrounds it;
 - every visible control is at least 24 × 24 CSS pixels (a checkbox or radio button: with its label);
@@ -351,6 +351,7 @@ AXE_CASES = {
         "conv"),
     "projector-with-warnings": ("?proj=1&sh=4&sw=2&pt=1", (1280, 720), "conv"),
     "phone": ("?sh=3&sw=3", (390, 844), "conv"),
+    "phone-projector": ("?proj=1", (390, 844), "conv"),
     "network": ("?tab=network", (1280, 720), "network"),
     "network-projector": ("?tab=network&proj=1", (1280, 720), "network"),
     "layers": ("?tab=layers", (1280, 720), "layers"),

@@ -26,7 +26,7 @@ export function bytesText(bytes) {
  * @returns {HTMLTableElement}
  */
 export function methodTable(caption, rows, onSource) {
-  const head = el('tr', {}, ['method', 'max |diff|', 'median ms (runs)', 'intermediates', 'peak (measured)', ''].map(
+  const head = el('tr', {}, ['method', 'max |diff|', 'median ms (runs)', 'intermediates', 'peak (measured)', 'code'].map(
     (text) => el('th', { scope: 'col', text }),
   ));
   const body = rows.map((row) => {
