@@ -3,7 +3,8 @@
 - border mode: the select sends ``padding_mode``; the padded input's border cells show the pixel they copy
   (checked against the canvas's own interior cell, composited with the documented tint) and the copied
   PyTorch code pads with that mode;
-- the algorithms panel: every method's row, the source of the selected one, and the sweep chart;
+- the algorithms panel: every method's row, the source of the selected one (axe-core finds no violation in
+  the filled panel), and the sweep chart;
 - "Download animation" saves a GIF whose bytes equal ``GET /api/animation.gif`` for the same state.
 """
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from browser_support import paints, wait_repaint
 from test_browser import Watched, open_page, shoot_panel, watched  # noqa: F401 - fixtures
+from test_browser_layout import run_axe
 
 pytestmark = pytest.mark.browser
 TINT = (217, 138, 0, 0.28)  # static/js/render/border.js
@@ -72,6 +74,8 @@ def test_algorithms_panel_table_source_and_chart(watched: Watched) -> None:  # n
         "fft",
     ]
     assert "def conv2d(" in page.text_content("#algorithms-source")
+    # the filled panel (tables, the source region) adds no accessibility violation to the page
+    assert run_axe(page) == []
     page.click("#algorithms-tables button[data-method=fft]")
     assert "np.fft.rfft2" in page.text_content("#algorithms-source")
     page.click("#sweep-kernel")

@@ -3,8 +3,8 @@
 What is checked:
 
 - no horizontal page scroll at 360×740, 390×844, 820×1180, 1280×720, 1366×768 and 1920×1080, in normal and in
-  projector mode, in the convolution view and in the Network view; below 900 px the controls stack above the
-  views;
+  projector mode, in the convolution view, the Network view and the Layers view; below 900 px the controls
+  stack above the views;
 - the first screen of a lesson at 1280×720 and 1366×768: the input, the feature map and the kernel-size,
   stride and padding controls lie inside the viewport and are not covered (in projector mode the arithmetic of
   the selected pixel too);
@@ -12,7 +12,8 @@ What is checked:
   old link with per-side values opens in that mode; what the sliders set is what ``/api/shape`` computes with;
 - warnings that come and go while a slider moves do not move the views;
 - axe-core (vendored in tests/vendor/axe-core, injected into the page) finds no violation of any impact in the
-  convolution view (MNIST; an RGB photo with pooling), in projector mode and in the Network view;
+  convolution view (MNIST; an RGB photo with pooling; a phone), in projector mode (on a phone too), in the
+  Network view and in the Layers view (a phone in projector mode too);
 - keyboard: the skip links reach the controls and the views, the digit grid is one Tab stop with the arrow
   keys inside it; the focus ring contrasts at least 3:1 with what surrounds it;
 - every visible control is at least 24 × 24 CSS pixels (a checkbox or radio button: with its label);
@@ -54,8 +55,9 @@ class Opener:
         self.contexts: list[Any] = []
         self.errors: list[str] = []
 
-    def __call__(self, query: str = "", size: tuple[int, int] = (1280, 720), network: bool = False,
+    def __call__(self, query: str = "", size: tuple[int, int] = (1280, 720), view: str = "conv",
                  **context_options: Any) -> Any:
+        """Open ``query``; wait until ``view`` ("conv", "network" or "layers", as ``?tab=`` says) is drawn."""
         context = self.browser.new_context(viewport={"width": size[0], "height": size[1]}, **context_options)
         self.contexts.append(context)
         page = context.new_page()
@@ -63,11 +65,13 @@ class Opener:
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.goto(self.origin + "/" + query)
-        if network:
+        if view == "network":
             page.wait_for_selector("#network-view[data-ready=true]")
             page.wait_for_function(
                 "() => !document.getElementById('network-view').classList.contains('nv-busy')"
                 " && document.querySelector('#network-view .top')")
+        elif view == "layers":
+            wait_layers(page)
         else:
             wait_idle(page)
         return page
@@ -83,6 +87,13 @@ def open_at(browser: Any, server: Any) -> Iterator[Opener]:
     opener = Opener(browser, server.url)
     yield opener
     opener.close()
+
+
+def wait_layers(page: Any) -> None:
+    """Wait until the Layers view has drawn its stack and has no request in flight."""
+    page.wait_for_function(
+        "() => { const v = document.getElementById('layers-view');"
+        " return v && Number(v.dataset.paints) > 0 && v.dataset.busy === '0'; }")
 
 
 def rect(page: Any, selector: str) -> dict[str, float]:
@@ -112,12 +123,25 @@ def on_screen_and_uncovered(page: Any, selector: str) -> list[str]:
 
 
 def horizontal_overflow(page: Any) -> dict[str, Any]:
-    """The page's scroll width against the viewport, and the widest elements sticking out on the right."""
+    """The page's scroll width against the viewport, and the first elements sticking out on the right.
+
+    An element inside a box that scrolls (or clips) sideways and itself fits is not listed: its content does
+    not widen the page, so naming it would point at the wrong culprit.
+    """
     return page.evaluate("""() => {
         const width = innerWidth;
+        const contained = (e) => {
+            for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                if (getComputedStyle(a).overflowX !== 'visible') {
+                    return a.getBoundingClientRect().right <= width + 0.5;
+                }
+            }
+            return false;
+        };
         const out = [...document.querySelectorAll('body *')]
             .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5
-                           && getComputedStyle(e).position !== 'absolute' && !e.closest('.skip'))
+                           && getComputedStyle(e).position !== 'absolute' && !e.closest('.skip')
+                           && !contained(e))
             .slice(0, 5)
             .map((e) => `${e.tagName}#${e.id}.${e.className} right=${e.getBoundingClientRect().right}`);
         return {scrollWidth: document.scrollingElement.scrollWidth, innerWidth: width, sticking_out: out};
@@ -193,6 +217,11 @@ def test_no_horizontal_page_scroll(open_at: Opener, size: tuple[int, int], proje
     page.click("#tab-network")
     page.wait_for_selector("#network-view[data-ready=true]")
     page.wait_for_function("() => document.querySelector('#network-view .top')")
+    overflow = horizontal_overflow(page)
+    assert overflow["scrollWidth"] <= overflow["innerWidth"], overflow
+    # and the Layers view: the stack's controls, the input with its receptive field and every layer's maps
+    page.click("#tab-layers")
+    wait_layers(page)
     overflow = horizontal_overflow(page)
     assert overflow["scrollWidth"] <= overflow["innerWidth"], overflow
     assert open_at.errors == [], open_at.errors
@@ -316,21 +345,25 @@ def test_warnings_coming_and_going_do_not_move_the_views(open_at: Opener, projec
 
 
 AXE_CASES = {
-    "mnist": ("", (1280, 720), False),
+    "mnist": ("", (1280, 720), "conv"),
     "rgb-photo-with-pooling": (
-        "?image=sample:chelsea&color=rgb&side=64&pool=max&k=sobel_x,sobel_y,laplacian_4", (1280, 720), False),
-    "projector-with-warnings": ("?proj=1&sh=4&sw=2&pt=1", (1280, 720), False),
-    "phone": ("?sh=3&sw=3", (390, 844), False),
-    "network": ("?tab=network", (1280, 720), True),
-    "network-projector": ("?tab=network&proj=1", (1280, 720), True),
+        "?image=sample:chelsea&color=rgb&side=64&pool=max&k=sobel_x,sobel_y,laplacian_4", (1280, 720),
+        "conv"),
+    "projector-with-warnings": ("?proj=1&sh=4&sw=2&pt=1", (1280, 720), "conv"),
+    "phone": ("?sh=3&sw=3", (390, 844), "conv"),
+    "phone-projector": ("?proj=1", (390, 844), "conv"),
+    "network": ("?tab=network", (1280, 720), "network"),
+    "network-projector": ("?tab=network&proj=1", (1280, 720), "network"),
+    "layers": ("?tab=layers", (1280, 720), "layers"),
+    "layers-phone-projector": ("?tab=layers&proj=1", (390, 844), "layers"),
 }
 
 
 @pytest.mark.parametrize("case", list(AXE_CASES))
 def test_axe_core_finds_no_violation(open_at: Opener, case: str) -> None:
-    query, size, network = AXE_CASES[case]
-    page = open_at(query, size, network=network)
-    if not network:
+    query, size, view = AXE_CASES[case]
+    page = open_at(query, size, view=view)
+    if view == "conv":
         page.wait_for_selector("#arith-value")
         page.wait_for_selector("#tr-input")
         wait_idle(page)
@@ -424,20 +457,21 @@ def test_focus_ring_contrasts_at_least_3_to_1(open_at: Opener, projector: bool) 
 
 
 TOUCH_CASES = {
-    "normal": ("", (1280, 720), False),
-    "projector": ("?proj=1&pool=max", (1280, 720), False),
-    "phone": ("?sh=2", (390, 844), False),
-    "phone-11x11-kernel": ("?kh=11&kw=11", (360, 740), False),  # 121 weight cells in the filter editor
-    "network": ("?tab=network", (1280, 720), True),
-    "network-phone-projector": ("?tab=network&proj=1", (360, 740), True),
+    "normal": ("", (1280, 720), "conv"),
+    "projector": ("?proj=1&pool=max", (1280, 720), "conv"),
+    "phone": ("?sh=2", (390, 844), "conv"),
+    "phone-11x11-kernel": ("?kh=11&kw=11", (360, 740), "conv"),  # 121 weight cells in the filter editor
+    "network": ("?tab=network", (1280, 720), "network"),
+    "network-phone-projector": ("?tab=network&proj=1", (360, 740), "network"),
+    "layers-phone-projector": ("?tab=layers&proj=1", (360, 740), "layers"),
 }
 
 
 @pytest.mark.parametrize("case", list(TOUCH_CASES))
 def test_every_visible_control_is_at_least_24_px(open_at: Opener, case: str) -> None:
-    query, size, network = TOUCH_CASES[case]
-    page = open_at(query, size, network=network)
-    if not network:
+    query, size, view = TOUCH_CASES[case]
+    page = open_at(query, size, view=view)
+    if view == "conv":
         page.wait_for_selector("#arith-value")
     overflow = horizontal_overflow(page)
     assert overflow["scrollWidth"] <= overflow["innerWidth"], overflow

@@ -26,7 +26,7 @@ export function bytesText(bytes) {
  * @returns {HTMLTableElement}
  */
 export function methodTable(caption, rows, onSource) {
-  const head = el('tr', {}, ['method', 'max |diff|', 'median ms (runs)', 'intermediates', 'peak (measured)', ''].map(
+  const head = el('tr', {}, ['method', 'max |diff|', 'median ms (runs)', 'intermediates', 'peak (measured)', 'code'].map(
     (text) => el('th', { scope: 'col', text }),
   ));
   const body = rows.map((row) => {
@@ -111,7 +111,12 @@ export function mountAlgorithms(root, api, currentBody) {
   }
   const status = el('p', { class: 'note', id: 'algorithms-status', 'aria-live': 'polite' });
   const tables = el('div', { id: 'algorithms-tables', class: 'algorithms-tables' });
-  const source = el('pre', { id: 'algorithms-source', class: 'code algorithms-source', tabindex: '0', 'aria-label': 'Source of the selected method' });
+  // a named, focusable scroll region (a <pre> may not carry aria-label without a role); hidden until a method's
+  // source is shown, so that no empty, 12 px tall Tab stop sits in the panel
+  const source = el('pre', {
+    id: 'algorithms-source', class: 'code algorithms-source', tabindex: '0', role: 'region',
+    'aria-label': 'Source of the selected method', hidden: true,
+  });
   const chart = el('div', { id: 'algorithms-chart', class: 'algorithms-chart' });
   const run = el('button', { type: 'button', id: 'algorithms-run', text: 'Run every algorithm on this layer' });
   const byKernel = el('button', { type: 'button', id: 'sweep-kernel', text: 'Time vs kernel size' });
@@ -124,6 +129,7 @@ export function mountAlgorithms(root, api, currentBody) {
   const showSource = (row) => {
     source.textContent = `# ${row.title}: ${row.description}\n\n${row.source}`;
     source.dataset.method = row.name;
+    source.hidden = false;
   };
 
   run.addEventListener('click', async () => {

@@ -131,7 +131,7 @@ function build() {
   nodes.chart.setAttribute('aria-label', 'Receptive-field radius against depth');
   const label = (text, node) => el('label', { class: 'lv-label', for: node.id, text }, []);
   const controls = el('section', { class: 'lv-panel lv-controls', 'aria-label': 'Stack' }, [
-    el('h3', { class: 'lv-title', text: 'Stack' }),
+    el('h2', { class: 'lv-title', text: 'Stack' }),
     el('div', { class: 'lv-row' }, [label('Preset', nodes.preset), nodes.preset]),
     el('label', { for: 'lv-text', class: 'lv-label', text: 'nn.Sequential(…) — paste your own' }),
     nodes.text,
@@ -145,16 +145,16 @@ function build() {
     el('details', { class: 'lv-details' }, [el('summary', { text: 'PyTorch code' }), nodes.code]),
   ]);
   const field = el('section', { class: 'lv-panel lv-field', 'aria-label': 'Receptive field' }, [
-    el('h3', { class: 'lv-title', text: 'Input and receptive field' }),
+    el('h2', { class: 'lv-title', text: 'Input and receptive field' }),
     el('p', { class: 'lv-note', text: 'Blue dashed: theoretical box (r × r). Yellow: the pixels the unit really depends on. '
       + 'Pink: effective receptive field |∂unit/∂input| and the square holding 95 % of it.' }),
     el('div', { class: 'lv-stack' }, [nodes.input, nodes.overlay]),
     nodes.numbers,
-    el('h3', { class: 'lv-title', text: 'Radius against depth' }),
+    el('h3', { class: 'lv-title lv-subtitle', text: 'Radius against depth' }),
     nodes.chart,
   ]);
   const maps = el('section', { class: 'lv-panel lv-maps', 'aria-label': 'Every layer' }, [
-    el('h3', { class: 'lv-title', text: 'Every layer' }),
+    el('h2', { class: 'lv-title', text: 'Every layer' }),
     el('p', { class: 'lv-note', text: 'Hover or tap any pixel of any map; click a layer’s button to open it in the convolution view.' }),
     nodes.layers,
   ]);

@@ -24,10 +24,13 @@ function numberTable(values, name, readoutId) {
     row.forEach((v, j) => {
       const rgb = colour(v);
       const luminance = 0.3 * rgb[0] + 0.59 * rgb[1] + 0.11 * rgb[2];
-      const exact = `${name.replace(/\]$/, '')}, ${i}, ${j}] = ${v}`;
+      const where = `${name.replace(/\]$/, '')}, ${i}, ${j}]`;
+      const shown = fmt(v, TABLE_DIGITS);
+      // the name holds the visible text (WCAG 2.5.3, label in name); the full float32 value is the description
+      // (title) and the readout a click writes
       const button = el('button', {
-        type: 'button', class: 'exact', title: exact, 'aria-label': exact, dataset: { value: String(v), readout: readoutId },
-        text: fmt(v, TABLE_DIGITS),
+        type: 'button', class: 'exact', title: `${where} = ${v}`, 'aria-label': `${where} ${String(v) === shown ? '=' : '≈'} ${shown}`,
+        dataset: { value: String(v), readout: readoutId }, text: shown,
       });
       const td = el('td', { class: luminance < 128 ? 'dark' : '' }, [button]);
       td.style.background = css(rgb);
@@ -101,7 +104,10 @@ export async function renderBackward(container, data, kind) {
     for (let c = 0; c < cg; c += 1) {
       const name = `∂L/∂w[${f}, ${c}]`;
       weights.append(el('figure', { class: 'small-map', id: `grad-w-${f}-${c}` }, [
-        el('figcaption', { text: name }), numberTable(data.grad_weight.values[f][c], name, 'grad-readout'),
+        el('figcaption', { text: name }),
+        // an 11×11 kernel's table is wider than a phone: it scrolls sideways in its own box (its buttons are
+        // Tab stops, so the keyboard scrolls it too), the page does not
+        el('div', { class: 'numbers-scroll' }, [numberTable(data.grad_weight.values[f][c], name, 'grad-readout')]),
       ]));
     }
   }
