@@ -221,6 +221,72 @@ def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: 
     return np.matmul(w_aug, cols).reshape(geometry.output_shape)
 
 
+# --------------------------------------------------------------------------------------------------
+# the loop twins' own geometry: the textbook formulas written out again, on purpose not taken from
+# core.shapes, so that a wrong padding or size rule there cannot hide from the twins in the tests
+# --------------------------------------------------------------------------------------------------
+
+
+def _twin_pair(value: Any) -> tuple[int, int]:
+    """``v`` → ``(v, v)``; a pair stays a pair."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
+
+
+def _twin_padding(
+    padding: Any, size: tuple[int, int], kernel: tuple[int, int], stride: Any, dilation: Any
+) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` by the textbook rules (Dumoulin & Visin; TensorFlow's 'same')."""
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = size, kernel, _twin_pair(stride), _twin_pair(dilation)
+    if isinstance(padding, str):
+        word = padding.strip().lower()
+        if word == "valid":
+            return 0, 0, 0, 0
+        if word == "full":  # every window that overlaps the input: k_eff − 1 on each side
+            return (kh - 1) * dh, (kh - 1) * dh, (kw - 1) * dw, (kw - 1) * dw
+        if word == "same":  # output ceil(n / s); the odd pixel goes to the bottom / right
+            sides = []
+            for n, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
+                total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                sides += [total // 2, total - total // 2]
+            return sides[0], sides[1], sides[2], sides[3]
+        raise ValueError(f"unknown padding {padding!r}")
+    if isinstance(padding, (int, np.integer)):
+        return (int(padding),) * 4  # type: ignore[return-value]
+    values = [int(v) for v in padding]
+    if len(values) == 2:
+        return values[0], values[0], values[1], values[1]
+    top, bottom, left, right = values
+    return top, bottom, left, right
+
+
+def _twin_output(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
+    """``floor((n + lo + hi − ((k − 1)·d + 1)) / s) + 1``; raises when the kernel does not fit."""
+    span = (k - 1) * d + 1
+    if n + lo + hi < span:
+        raise ValueError(f"kernel spans {span} pixels but the padded input is only {n + lo + hi}")
+    return (n + lo + hi - span) // s + 1
+
+
+def _twin_setup(
+    x: Any, weight: Any, stride: Any, padding: Any, dilation: Any, groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """Inputs as floats, the zero-padded input, ``(N, F, OH, OW)`` and ``(sh, sw, dh, dw)``."""
+    x, weight = _floats(x, weight)
+    n, c, h, w = x.shape
+    f, cg, kh, kw = weight.shape
+    if groups < 1 or c % groups or f % groups or cg * groups != c:
+        raise ValueError(f"groups {groups} does not fit input channels {c}, weight {weight.shape}")
+    top, bottom, left, right = _twin_padding(padding, (h, w), (kh, kw), stride, dilation)
+    (sh, sw), (dh, dw) = _twin_pair(stride), _twin_pair(dilation)
+    oh = _twin_output(h, kh, sh, dh, top, bottom)
+    ow = _twin_output(w, kw, sw, dw, left, right)
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    return x, weight, xp, (n, f, oh, ow), (sh, sw, dh, dw)
+
+
 def conv2d_naive(
     x: Any,
     weight: Any,
@@ -234,16 +300,13 @@ def conv2d_naive(
 
     Parameters and returns as :func:`conv2d`.
     """
-    x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
-    b = _bias(bias, geometry.out_channels, x.dtype)
-    win = geometry.window
-    (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
-    n_, f_, oh_, ow_ = geometry.output_shape
-    cg = geometry.in_channels // geometry.groups
-    fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding)
-    out = np.zeros(geometry.output_shape, dtype=x.dtype)
+    x, weight, xp, shape, (sh, sw, dh, dw) = _twin_setup(x, weight, stride, padding, dilation, groups)
+    n_, f_, oh_, ow_ = shape
+    _, cg, kh, kw = weight.shape
+    b = _bias(bias, f_, x.dtype)
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    fg = f_ // groups
+    out = np.zeros(shape, dtype=x.dtype)
     for n in range(n_):
         for f in range(f_):
             c0 = (f // fg) * cg
@@ -344,15 +407,14 @@ def conv2d_backward_naive(
     groups: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`conv2d_backward` with plain loops over ``(n, f, oh, ow)``: the reference twin."""
-    x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    x, weight, xp, shape, (sh, sw, dh, dw) = _twin_setup(x, weight, stride, padding, dilation, groups)
     grad = as_float_array(grad_out, "grad_out").astype(x.dtype, copy=False)
-    win = geometry.window
-    (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
-    n_, f_, oh_, ow_ = geometry.output_shape
-    cg = geometry.in_channels // geometry.groups
-    fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding)
+    if grad.shape != shape:
+        raise ValueError(f"grad_out must have the output shape {shape}, got {tuple(grad.shape)}")
+    n_, f_, oh_, ow_ = shape
+    _, cg, kh, kw = weight.shape
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    fg = f_ // groups
     grad_xp = np.zeros(xp.shape, dtype=x.dtype)
     grad_w = np.zeros(weight.shape, dtype=x.dtype)
     for n in range(n_):
@@ -364,7 +426,7 @@ def conv2d_backward_naive(
                     cols = slice(ow * sw, ow * sw + ew, dw)
                     grad_w[f] += grad[n, f, oh, ow] * xp[n, c0 : c0 + cg, rows, cols]
                     grad_xp[n, c0 : c0 + cg, rows, cols] += grad[n, f, oh, ow] * weight[f]
-    top, left = win.padding.top, win.padding.left
+    top, left = _twin_padding(padding, x.shape[2:], (kh, kw), stride, dilation)[::2]
     grad_x = grad_xp[:, :, top : top + x.shape[2], left : left + x.shape[3]]
     return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
 
@@ -468,16 +530,20 @@ def conv_transpose2d_naive(
     x[n, ci, h, w] · W[ci, co, kh, kw]`` for every input channel ``ci`` of group ``g``, kept where
     the index is inside the output.
     """
-    x, weight, (oh_, ow_) = _transpose_setup(x, weight, stride, padding, output_padding, dilation, groups)
+    x, weight = _floats(x, weight)
     n_, c_in, h_, w_ = x.shape
     cog, kh_, kw_ = weight.shape[1:]
+    if weight.shape[0] != c_in or groups < 1 or c_in % groups:
+        raise ValueError(f"weight {weight.shape} with groups {groups} does not fit {c_in} input channels")
     c_out = cog * groups
     b = _bias(bias, c_out, x.dtype)
-    (sh, sw), (ph, pw), (dh, dw) = (
-        as_pair(stride, "stride"),
-        as_pair(padding, "padding"),
-        as_pair(dilation, "dilation"),
-    )
+    (sh, sw), (ph, pw), (dh, dw) = _twin_pair(stride), _twin_pair(padding), _twin_pair(dilation)
+    oph, opw = _twin_pair(output_padding)
+    # Dumoulin & Visin, relationship 14 with dilation: o = (i − 1)·s − 2p + (k − 1)·d + 1 + output_padding
+    oh_ = (h_ - 1) * sh - 2 * ph + (kh_ - 1) * dh + 1 + oph
+    ow_ = (w_ - 1) * sw - 2 * pw + (kw_ - 1) * dw + 1 + opw
+    if oh_ < 1 or ow_ < 1:
+        raise ValueError(f"transposed-convolution output would be {oh_} × {ow_}")
     cig = c_in // groups
     out = np.zeros((n_, c_out, oh_, ow_), dtype=x.dtype)
     for n in range(n_):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import numeric_gradient, relative_error
+from textbook import conv_out, padding_tblr, span, transpose_out
 
 from core.conv import (
     ConvGemm,
@@ -18,7 +19,6 @@ from core.conv import (
     conv_transpose2d_naive,
 )
 from core.im2col import im2col
-from core.shapes import window_geometry
 
 # (x shape, weight shape, stride, padding, dilation, groups)
 GRID = [
@@ -51,7 +51,9 @@ def _data(case, seed=0, dtype=np.float64):
 @pytest.mark.parametrize("case", GRID)
 def test_conv2d_equals_loops(case):
     x, w, b = _data(case)
-    _, _, s, p, d, g = case
+    xs, ws, s, p, d, g = case
+    expected_shape = (xs[0], ws[0], *conv_out(xs[2:], ws[2:], s, p, d))
+    assert conv2d(x, w, b, s, p, d, g).shape == conv2d_naive(x, w, b, s, p, d, g).shape == expected_shape
     np.testing.assert_allclose(conv2d(x, w, b, s, p, d, g), conv2d_naive(x, w, b, s, p, d, g), atol=1e-12)
     np.testing.assert_allclose(
         conv2d(x, w, None, s, p, d, g), conv2d_naive(x, w, None, s, p, d, g), atol=1e-12
@@ -209,10 +211,10 @@ def _transpose_data(case, seed=0):
 @pytest.mark.parametrize("case", TRANSPOSE_GRID)
 def test_conv_transpose2d_equals_loops(case):
     x, w, b = _transpose_data(case)
-    _, _, s, p, op, d, g = case
-    np.testing.assert_allclose(
-        conv_transpose2d(x, w, b, s, p, op, d, g), conv_transpose2d_naive(x, w, b, s, p, op, d, g), atol=1e-12
-    )
+    xs, ws, s, p, op, d, g = case
+    out = conv_transpose2d(x, w, b, s, p, op, d, g)
+    assert out.shape == (xs[0], ws[1] * g, *transpose_out(xs[2:], ws[2:], s, p, op, d))
+    np.testing.assert_allclose(out, conv_transpose2d_naive(x, w, b, s, p, op, d, g), atol=1e-12)
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_GRID)
@@ -248,9 +250,10 @@ def test_backward_grad_x_is_a_transposed_convolution(case):
     grad = np.random.default_rng(3).standard_normal(out.shape)
     grad_x = conv2d_backward(grad, x, w, s, p, d, g)[0]
     # (symmetric padding only) the rows/columns the stride leaves unread come back as output_padding
-    geo = window_geometry(xs[2:], ws[2:], s, p, d)
-    pad = (geo.padding.top, geo.padding.left)
-    op = geo.uncovered
+    top, bottom, left, right = padding_tblr(p, xs[2:], ws[2:], s, d)
+    pad = (top, left)
+    (sh, sw), (dh, dw) = ((s, s) if isinstance(s, int) else s), ((d, d) if isinstance(d, int) else d)
+    op = ((xs[2] + top + bottom - span(ws[2], dh)) % sh, (xs[3] + left + right - span(ws[3], dw)) % sw)
     np.testing.assert_allclose(conv_transpose2d(grad, w, None, s, pad, op, d, g), grad_x, atol=1e-12)
 
 
