@@ -1,4 +1,10 @@
-"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient."""
+"""Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient.
+
+Also the guard that keeps CI honest: with ``CONVLENS_REQUIRE_TORCH=1`` a test or module skipped because
+PyTorch is missing *fails* instead, and with ``CONVLENS_REQUIRE_BROWSER=1`` so does one skipped because
+Playwright or Chromium is missing (``.ci/run`` sets both). A plain ``make test`` sets neither, so on a
+machine without the ``reference`` extra it skips the PyTorch comparisons quietly (``-ra`` lists them).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+
+# the CI guard's hooks (see tests/require_tools.py), registered by being names in this conftest
+from require_tools import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 
 
 @pytest.fixture
