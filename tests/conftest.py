@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
-
 # the CI guard's hooks (see tests/require_tools.py), registered by being names in this conftest
 from require_tools import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
+
+from app.main import create_app
+from app.settings import Settings
 
 
 @pytest.fixture

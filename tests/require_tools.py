@@ -14,7 +14,11 @@ import pytest
 
 # (environment variable, words that mark a skip as "the tool is missing", what to install)
 REQUIRED_TOOLS = (
-    ("CONVLENS_REQUIRE_TORCH", ("'torch'", "torch"), "install the reference extra: pip install -e '.[reference]'"),
+    (
+        "CONVLENS_REQUIRE_TORCH",
+        ("'torch'", "torch"),
+        "install the reference extra: pip install -e '.[reference]'",
+    ),
     (
         "CONVLENS_REQUIRE_BROWSER",
         ("playwright", "chromium"),

@@ -104,7 +104,8 @@ def test_conv_transpose_is_adjoint_of_conv(case, pad):
     out = conv2d(x, w, None, s, pad, d, g)
     y = rng.standard_normal(out.shape)
     uncovered = tuple(
-        (n + 2 * p_ - span(k, dd)) % ss for n, k, ss, p_, dd in zip(xs[2:], ws[2:], pair(s), pad, pair(d), strict=True)
+        (n + 2 * p_ - span(k, dd)) % ss
+        for n, k, ss, p_, dd in zip(xs[2:], ws[2:], pair(s), pad, pair(d), strict=True)
     )
     back = conv_transpose2d(y, w, None, s, pad, uncovered, d, g)
     assert back.shape == x.shape

@@ -79,7 +79,8 @@ def test_conv2d_and_gradients_match_torch(config):
     out = conv2d(x, w, b, stride, padding, dilation, groups)
     xt, wt, bt = _t(x, True), _t(w, True), _t(b, True)
     ref = _torch_conv(xt, wt, bt, stride, padding, dilation, groups)
-    assert out.shape == tuple(ref.shape) == (xs[0], ws[0], *conv_out(xs[2:], ws[2:], stride, padding, dilation))
+    expected_shape = (xs[0], ws[0], *conv_out(xs[2:], ws[2:], stride, padding, dilation))
+    assert out.shape == tuple(ref.shape) == expected_shape
     np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
     grad = rng.standard_normal(out.shape)
     ref.backward(_t(grad))
@@ -102,7 +103,9 @@ def test_conv2d_padding_given_to_torch_directly(padding, kernel, dilation):
 
 
 @pytest.mark.parametrize("padding", ["same", "full", "valid", (2, 0, 1, 3), (0, 1, 1, 0)])
-@pytest.mark.parametrize(("kernel", "stride", "dilation"), [((3, 2), (2, 3), 1), ((2, 4), 2, (2, 1)), ((1, 3), 3, 2)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation"), [((3, 2), (2, 3), 1), ((2, 4), 2, (2, 1)), ((1, 3), 3, 2)]
+)
 def test_conv2d_forms_torch_lacks_padded_by_the_test(padding, kernel, stride, dilation):
     """TF-style 'same' with a stride, 'full' and asymmetric padding: F.pad by the tuple worked out in
     tests/textbook.py, on rectangular kernels with unequal strides and dilations."""

@@ -1,7 +1,8 @@
 """Constant maps in app/render.py: a constant non-zero map must not look like a map of zeros.
 
 Expected colours are written out by hand (mid-grey 128, black, the diverging palette's end blue
-``(0, 255·0.3, 180)``, where 255·0.3 = 76.5 is a tie that either rounding may give) and read back from the PNG with Pillow, not from the code under test.
+``(0, 255·0.3, 180)``, where 255·0.3 = 76.5 is a tie that either rounding may give) and read back
+from the PNG with Pillow, not from the code under test.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ pytest_plugins = ["pytester"]
 
 TESTS = Path(__file__).parent
 
-INNER = '''
+INNER = """
 import pytest
 
 def test_needs_torch():
@@ -24,7 +24,7 @@ def test_skipped_for_another_reason():
 
 def test_passes():
     pass
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,10 @@ def test_passes():
         ({}, {"passed": 1, "skipped": 3}),
         ({"CONVLENS_REQUIRE_TORCH": "1"}, {"passed": 1, "skipped": 2, "failed": 1}),
         ({"CONVLENS_REQUIRE_BROWSER": "1"}, {"passed": 1, "skipped": 2, "failed": 1}),
-        ({"CONVLENS_REQUIRE_TORCH": "1", "CONVLENS_REQUIRE_BROWSER": "1"}, {"passed": 1, "skipped": 1, "failed": 2}),
+        (
+            {"CONVLENS_REQUIRE_TORCH": "1", "CONVLENS_REQUIRE_BROWSER": "1"},
+            {"passed": 1, "skipped": 1, "failed": 2},
+        ),
         ({"CONVLENS_REQUIRE_TORCH": "0"}, {"passed": 1, "skipped": 3}),
     ],
 )
@@ -54,7 +57,9 @@ def test_required_tool_skips_fail(pytester, monkeypatch, environment, outcomes):
 def test_a_module_level_skip_fails_at_collection(pytester, monkeypatch):
     monkeypatch.setenv("CONVLENS_REQUIRE_TORCH", "1")
     monkeypatch.syspath_prepend(str(TESTS))
-    pytester.makepyfile(test_module='import pytest\ntorch = pytest.importorskip("torch_missing")\n\ndef test_x():\n    pass\n')
+    pytester.makepyfile(
+        test_module='import pytest\ntorch = pytest.importorskip("torch_missing")\n\ndef test_x():\n    pass\n'
+    )
     result = pytester.runpytest_inprocess("-p", "require_tools", "-p", "no:cacheprovider")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*CONVLENS_REQUIRE_TORCH=1 but this was skipped*could not import*"])

@@ -62,7 +62,9 @@ def pool_out(size, kernel, stride=None, padding=0, dilation=1, ceil_mode=False) 
     """PyTorch's pooled size: ``floor/ceil((n + 2p − span) / s) + 1``, minus a last window in the padding."""
     stride = kernel if stride is None else stride
     out = []
-    for n, k, s, p, d in zip(pair(size), pair(kernel), pair(stride), pair(padding), pair(dilation), strict=True):
+    for n, k, s, p, d in zip(
+        pair(size), pair(kernel), pair(stride), pair(padding), pair(dilation), strict=True
+    ):
         rounding = math.ceil if ceil_mode else math.floor
         o = rounding((n + 2 * p - span(k, d)) / s) + 1
         if ceil_mode and (o - 1) * s >= n + p:
@@ -76,7 +78,12 @@ def transpose_out(size, kernel, stride=1, padding=0, output_padding=0, dilation=
     return tuple(  # type: ignore[return-value]
         (n - 1) * s - 2 * p + span(k, d) + op
         for n, k, s, p, op, d in zip(
-            pair(size), pair(kernel), pair(stride), pair(padding), pair(output_padding), pair(dilation),
+            pair(size),
+            pair(kernel),
+            pair(stride),
+            pair(padding),
+            pair(output_padding),
+            pair(dilation),
             strict=True,
         )
     )
