@@ -221,6 +221,7 @@ def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: 
     return np.matmul(w_aug, cols).reshape(geometry.output_shape)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 # --------------------------------------------------------------------------------------------------
 # the loop twins' own geometry: the textbook formulas written out again, on purpose not taken from
 # core.shapes, so that a wrong padding or size rule there cannot hide from the twins in the tests
@@ -317,6 +318,7 @@ def conv2d_naive(
     return out
 
 
+# pragma: no mutate end
 def conv2d_backward(
     grad_out: Any,
     x: Any,
@@ -397,6 +399,7 @@ def _backward_tiled(
     return grad_x, grad_w_col.reshape(weight.shape), grad_b
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def conv2d_backward_naive(
     grad_out: Any,
     x: Any,
@@ -431,6 +434,7 @@ def conv2d_backward_naive(
     return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
 
 
+# pragma: no mutate end
 def _transpose_setup(
     x: Any,
     weight: Any,
@@ -512,6 +516,7 @@ def conv_transpose2d(
     return np.ascontiguousarray(out)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def conv_transpose2d_naive(
     x: Any,
     weight: Any,
@@ -561,6 +566,7 @@ def conv_transpose2d_naive(
     return out
 
 
+# pragma: no mutate end
 __all__ = [
     "ConvGemm",
     "conv2d",

@@ -99,6 +99,7 @@ def _grad(grad_out: Any, x: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
     return grad
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 # --------------------------------------------------------------------------------------------------
 # the loop twins' own geometry: PyTorch's pooling size rule written out again, on purpose not taken
 # from core.shapes, so that a wrong size rule there cannot hide from the twins in the tests
@@ -150,6 +151,7 @@ def _twin_grad(grad_out: Any, x: np.ndarray, output: tuple[int, int]) -> np.ndar
     return grad
 
 
+# pragma: no mutate end
 # --------------------------------------------------------------------------------------------------
 # max pooling
 # --------------------------------------------------------------------------------------------------
@@ -229,6 +231,7 @@ def max_pool2d(
     return best, indices
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def max_pool2d_naive(
     x: Any,
     kernel_size: IntOrPair,
@@ -267,6 +270,7 @@ def max_pool2d_naive(
     return out, indices
 
 
+# pragma: no mutate end
 def max_pool2d_backward(
     grad_out: Any,
     x: Any,
@@ -307,6 +311,7 @@ def max_pool2d_backward(
     return counts.astype(x.dtype, copy=False).reshape(x.shape)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def max_pool2d_backward_naive(
     grad_out: Any,
     x: Any,
@@ -331,6 +336,7 @@ def max_pool2d_backward_naive(
     return out
 
 
+# pragma: no mutate end
 # --------------------------------------------------------------------------------------------------
 # average pooling
 # --------------------------------------------------------------------------------------------------
@@ -458,6 +464,7 @@ def avg_pool2d_backward(
     return np.ascontiguousarray(buf[:, :, ph : ph + h, pw : pw + w])
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def avg_pool2d_naive(
     x: Any,
     kernel_size: IntOrPair,
@@ -518,6 +525,7 @@ def avg_pool2d_backward_naive(
     return out
 
 
+# pragma: no mutate end
 __all__ = [
     "PoolGeometry",
     "avg_pool2d",

@@ -330,3 +330,15 @@ def test_tiled_forward_and_backward_equal_loops(monkeypatch, tile_bytes, case):
         conv2d_backward(grad, x, w, s, p, d, g), conv2d_backward_naive(grad, x, w, s, p, d, g), strict=True
     ):
         np.testing.assert_allclose(fast, slow, atol=1e-12)
+
+
+def test_conv2d_gemm_without_bias_owns_its_output_and_honours_the_method():
+    x, w, _ = _data(GRID[1])
+    gemm = conv2d_gemm(x, w, None, 2, 1)
+    np.testing.assert_allclose(gemm.output, conv2d_naive(x, w, None, 2, 1), atol=1e-12)
+    assert gemm.output.shape == (2, 4, *conv_out((7, 6), 3, 2, 1))
+    assert not np.shares_memory(gemm.output, gemm.product)  # the product stays as it was shown
+    for method in ("view", "indices", "windows"):
+        np.testing.assert_array_equal(conv2d_gemm(x, w, None, 2, 1, method=method).x_col, gemm.x_col)
+    with pytest.raises(ValueError, match="unknown im2col method 'fast'"):
+        conv2d_gemm(x, w, None, 2, 1, method="fast")

@@ -228,3 +228,12 @@ def test_pad_input():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_im2col_indices_defaults_and_refusal():
+    """Defaults stride 1, padding 0, dilation 1: a 3×3 kernel on 5×5 reads 3×3 window origins."""
+    k, i, j = im2col_indices((1, 2, 5, 5), 3)
+    assert k.shape == (18, 1) and i.shape == j.shape == (18, 9)
+    assert i[0].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and j[0].tolist() == [0, 1, 2] * 3
+    with pytest.raises(ValueError, match=r"^input_shape must have 4 dimensions \(N, C, H, W\), got \(5, 5\)$"):
+        im2col_indices((5, 5), 3)

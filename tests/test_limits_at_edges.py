@@ -90,7 +90,8 @@ def test_json_body_at_the_limit_passes_and_one_byte_over_is_413(make_client, str
 
 def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, chunks: int):
     """POST a body with no Content-Length straight to the ASGI app, one ``chunk`` of filler at a time,
-    up to ``chunks`` of them; returns the status, the response body and how many filler bytes were pulled.
+    up to ``chunks`` of them; returns the status, the response body and how many filler bytes were pulled
+    (and keeps the response headers in ``post_endless.headers``).
 
     (The TestClient reads a whole body before the app sees it, so it cannot show where reading stops.)
     """
@@ -113,6 +114,7 @@ def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, c
         nonlocal status, body
         if message["type"] == "http.response.start":
             status = message["status"]
+            post_endless.headers = list(message.get("headers", []))
         elif message["type"] == "http.response.body":
             body += message.get("body", b"")
 
@@ -143,6 +145,10 @@ def test_an_endless_json_body_is_abandoned_at_the_limit(tmp_path):
     )
     assert status == 413 and f"larger than {limit} bytes" in body["detail"]
     assert pulled <= limit + 1024
+    # ASGI header names are lower-case bytes; the length is the body's
+    headers = dict(post_endless.headers)
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"content-length"] == str(len(json.dumps(body, separators=(",", ":")).encode())).encode()
 
 
 # ------------------------------------------------------------------------------------------- upload bytes
