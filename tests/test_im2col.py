@@ -235,5 +235,6 @@ def test_im2col_indices_defaults_and_refusal():
     k, i, j = im2col_indices((1, 2, 5, 5), 3)
     assert k.shape == (18, 1) and i.shape == j.shape == (18, 9)
     assert i[0].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and j[0].tolist() == [0, 1, 2] * 3
-    with pytest.raises(ValueError, match=r"^input_shape must have 4 dimensions \(N, C, H, W\), got \(5, 5\)$"):
+    message = r"^input_shape must have 4 dimensions \(N, C, H, W\), got \(5, 5\)$"
+    with pytest.raises(ValueError, match=message):
         im2col_indices((5, 5), 3)
