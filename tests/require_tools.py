@@ -1,7 +1,8 @@
 """A pytest plugin: skips for a missing PyTorch or browser become failures when CI asks for them.
 
 ``CONVLENS_REQUIRE_TORCH=1``: any test or module skipped because ``torch`` cannot be imported fails.
-``CONVLENS_REQUIRE_BROWSER=1``: the same for Playwright or Chromium. ``.ci/run`` sets both, so CI cannot
+``CONVLENS_REQUIRE_BROWSER=1``: the same for Playwright or Chromium, and for Node (the page's shapes.js
+is run under Node by tests/test_shapes_js.py). ``.ci/run`` sets both, so CI cannot
 go green with the PyTorch comparisons or the browser tests skipped; a plain ``make test`` sets neither.
 Registered by ``tests/conftest.py``; usable alone as ``pytest -p require_tools``.
 """
@@ -21,8 +22,8 @@ REQUIRED_TOOLS = (
     ),
     (
         "CONVLENS_REQUIRE_BROWSER",
-        ("playwright", "chromium"),
-        "install the test extra and a browser: make browser",
+        ("playwright", "chromium", "node is not installed"),
+        "install the test extra and a browser (make browser); the shapes.js comparison needs node",
     ),
 )
 
