@@ -35,6 +35,9 @@ GRID = [
     ((2, 3, 6, 5), (3, 1, 3, 3), 2, "same", 1, 3),  # depthwise
     ((1, 4, 7, 7), (8, 1, 2, 2), 1, "valid", 2, 4),  # depthwise multiplier 2, dilated
     ((1, 1, 10, 10), (1, 1, 3, 3), 4, "valid", 1, 1),  # stride larger than kernel
+    ((1, 2, 7, 6), (2, 2, 3, 1), (1, 2), "valid", 1, 1),  # 'valid' with a non-square kernel
+    ((1, 1, 5, 6), (1, 1, 2, 3), 2, "full", (1, 2), 1),  # 'full' with unequal dilations
+    ((1, 1, 8, 7), (2, 1, 3, 2), (3, 2), "same", (2, 1), 1),  # 'same', stride 3 rows: ceil(8 / 3)
 ]
 
 
