@@ -152,3 +152,76 @@ def test_explain_pool_ceil_mode_correction_formula():
     assert correction.formula == "last window would start at (o − 1)·s ≥ H + pad, so drop it"
     assert correction.substituted == "(4 − 1)·2 = 6 ≥ 5 + 1" and correction.value == 3
     assert e.steps[0].substituted == "ceil((5 + 2·1 − 2) / 2) + 1" and e.steps[0].value == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stride": 0}, r"^stride must be at least 1, got 0$"),
+        ({"stride": "1"}, r"^stride must be an int"),
+        ({"padding": -1}, r"^padding must be at least 0, got -1$"),
+        ({"padding": "1"}, r"^padding must be an int"),
+        ({"output_padding": -1}, r"^output_padding must be at least 0, got -1$"),
+        ({"output_padding": "1"}, r"^output_padding must be an int"),
+        ({"dilation": 0}, r"^dilation must be at least 1, got 0$"),
+        ({"dilation": "1"}, r"^dilation must be an int"),
+        ({"kernel_size": "3"}, r"^kernel_size must be an int"),
+        (
+            {"stride": (3, 2), "output_padding": (2, 2)},
+            r"^output_padding 2 along the width must be smaller than the stride \(2\) or the dilation \(1\)$",
+        ),
+        (
+            {"stride": (1, 3), "output_padding": (1, 0)},
+            r"^output_padding 1 along the height must be smaller than the stride \(1\) "
+            r"or the dilation \(1\)$",
+        ),
+        (
+            {"input_size": (1, 4), "kernel_size": (1, 3), "padding": (1, 0)},
+            r"^transposed convolution output height would be -1: "
+            r"\(1 - 1\)·1 - 2·1 \+ 1 \+ 0; reduce the padding$",
+        ),
+        (
+            {"input_size": (4, 1), "kernel_size": (1, 1), "padding": (0, 1), "dilation": (1, 2)},
+            r"^transposed convolution output width would be -1: "
+            r"\(1 - 1\)·1 - 2·1 \+ 1 \+ 0; reduce the padding$",
+        ),
+    ],
+)
+def test_conv_transpose_output_size_refusals(kwargs, message):
+    arguments = {"input_size": (4, 4), "kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        conv_transpose_output_size(**arguments)
+
+
+def test_conv_transpose_output_size_of_a_square_input_is_its_height():
+    assert conv_transpose_output_size(4, (3, 1)) == 6
+    assert conv_transpose_output_size(4, (1, 3)) == 4
+    # (n − 1)·s − 2p + (k − 1)·d + 1 + output_padding, a dilation of 3 letting output_padding reach 2:
+    # rows (3 − 1)·2 − 2 + 1·1 + 1 + 1 = 5, columns (3 − 1)·2 − 2 + 1·3 + 1 + 2 = 8
+    assert conv_transpose_output_size((3, 3), 2, 2, 1, (1, 2), (1, 3)) == (5, 8)
+
+
+def test_max_pool_index_of_a_window_with_no_finite_value_is_its_first_tap_inside():
+    """PyTorch starts each window's index at its first tap inside the input (skipping the padding by
+    whole dilation steps) and keeps it when nothing beats −inf."""
+    h, w, k, s, p, d = 6, 7, 3, 2, 1, 2
+    x = np.full((1, 1, h, w), -np.inf)
+    out, idx = max_pool2d(x, k, s, p, d, return_indices=True)
+    oh, ow = pool_out((h, w), k, s, p, d)
+    assert out.shape == (1, 1, oh, ow) and np.all(out == -np.inf)
+    for r in range(oh):
+        for q in range(ow):
+            row = next(r * s - p + i * d for i in range(k) if r * s - p + i * d >= 0)
+            col = next(q * s - p + j * d for j in range(k) if q * s - p + j * d >= 0)
+            assert idx[0, 0, r, q] == row * w + col, (r, q)
+
+
+def test_avg_pool_backward_defaults_and_dtype():
+    from core.pool import avg_pool2d_backward
+
+    x = np.zeros((1, 1, 5, 5), dtype=np.float32)
+    grad = avg_pool2d_backward(np.ones((1, 1, 2, 2), dtype=np.float32), x, 2)  # floor mode: 2×2
+    assert grad.dtype == np.float32
+    expected = np.zeros((5, 5), dtype=np.float32)
+    expected[:4, :4] = 0.25
+    np.testing.assert_array_equal(grad[0, 0], expected)
