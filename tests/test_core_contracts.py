@@ -10,7 +10,7 @@ from textbook import pool_out
 
 from core.conv import conv_transpose2d
 from core.im2col import col2im
-from core.pool import max_pool2d, max_pool2d_backward
+from core.pool import PoolGeometry, avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from core.shapes import (
     ceil_div,
     conv_output_size,
@@ -217,11 +217,68 @@ def test_max_pool_index_of_a_window_with_no_finite_value_is_its_first_tap_inside
 
 
 def test_avg_pool_backward_defaults_and_dtype():
-    from core.pool import avg_pool2d_backward
-
     x = np.zeros((1, 1, 5, 5), dtype=np.float32)
     grad = avg_pool2d_backward(np.ones((1, 1, 2, 2), dtype=np.float32), x, 2)  # floor mode: 2×2
     assert grad.dtype == np.float32
     expected = np.zeros((5, 5), dtype=np.float32)
     expected[:4, :4] = 0.25
     np.testing.assert_array_equal(grad[0, 0], expected)
+
+
+# ---------------------------------------------------------------------------------------- pooling arguments
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda x: max_pool2d(x, 0), r"^kernel_size must be at least 1, got 0$"),
+        (lambda x: max_pool2d(x, "2"), r"^kernel_size must be an int"),
+        (lambda x: max_pool2d(x, 2, 0), r"^stride must be at least 1, got 0$"),
+        (lambda x: max_pool2d(x, 2, 2, 0, 0), r"^dilation must be at least 1, got 0$"),
+        (lambda x: max_pool2d(x, 2, 2, 0, "1"), r"^dilation must be an int"),
+        (lambda x: avg_pool2d(x, 2, divisor_override=True), r"^divisor_override must be a positive int"),
+        (lambda x: avg_pool2d(x, 2, divisor_override=0), r"^divisor_override must be a positive int"),
+        (lambda x: avg_pool2d(x, 2, divisor_override=2.0), r"^divisor_override must be a positive int"),
+        (
+            lambda x: max_pool2d_backward(np.zeros((1, 1, 2, 2), dtype=complex), x, 2),
+            r"^grad_out must hold real numbers, got dtype complex128$",
+        ),
+        (
+            lambda x: col2im(np.zeros((1, 9, 9)), (1, 1, 5, 5), 3, method="fast"),
+            r"^unknown col2im method 'fast'; choose one of slices, add_at$",
+        ),
+    ],
+)
+def test_pooling_refusals_name_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(np.zeros((1, 1, 5, 5)))
+
+
+def test_avg_pool_divisor_override_of_one_is_a_sum_and_defaults_to_floor_mode():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    summed = avg_pool2d(x, 2, divisor_override=1)
+    assert summed.shape == (1, 1, 2, 2)  # floor mode by default: the last row and column are dropped
+    assert summed[0, 0, 0, 0] == 0 + 1 + 5 + 6
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_pooling_keeps_float32_with_padding_and_overrides(padding):
+    x = np.random.default_rng(3).standard_normal((1, 2, 6, 5)).astype(np.float32)
+    assert max_pool2d(x, 3, 2, padding).dtype == np.float32
+    assert max_pool2d(x, 3, 2, padding, return_indices=True)[0].dtype == np.float32
+    for include in (True, False):
+        assert avg_pool2d(x, 3, 2, padding, count_include_pad=include).dtype == np.float32
+    assert avg_pool2d(x, 3, 2, padding, divisor_override=4).dtype == np.float32
+    out = avg_pool2d(x, 3, 2, padding)
+    assert avg_pool2d_backward(np.ones_like(out), x, 3, 2, padding).dtype == np.float32
+    assert avg_pool2d_backward(np.ones_like(out), x, 3, 2, padding, divisor_override=4).dtype == np.float32
+
+
+def test_an_unpadded_pool_reads_the_input_itself():
+    """No padding and no ceil-mode overhang: the windows are read from ``x`` itself, not from a copy."""
+    x = np.zeros((1, 1, 4, 4))
+    assert PoolGeometry((4, 4), 2, 2, 0, 1, False).pad(x, -np.inf) is x
+    padded = PoolGeometry((4, 4), 3, 1, 1, 1, False).pad(x, -np.inf)
+    assert padded.shape == (1, 1, 6, 6) and padded[0, 0, 0, 0] == -np.inf
+    wide = PoolGeometry((4, 4), (1, 3), 1, (0, 1), 1, False).pad(x, -1.0)
+    assert wide.shape == (1, 1, 4, 6) and wide[0, 0, 0, 0] == -1.0
