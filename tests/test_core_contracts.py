@@ -17,6 +17,7 @@ from core.shapes import (
     conv_transpose_output_size,
     explain_conv_transpose,
     explain_pool,
+    pool_output_size,
 )
 
 # ------------------------------------------------------------------------------------------ max pool backward
@@ -282,3 +283,36 @@ def test_an_unpadded_pool_reads_the_input_itself():
     assert padded.shape == (1, 1, 6, 6) and padded[0, 0, 0, 0] == -np.inf
     wide = PoolGeometry((4, 4), (1, 3), 1, (0, 1), 1, False).pad(x, -1.0)
     assert wide.shape == (1, 1, 4, 6) and wide[0, 0, 0, 0] == -1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((0, 2), r"^input size must be at least 1, got 0$"),
+        (("5", 2), r"^input size must be an int"),
+        ((5, 0), r"^kernel_size must be at least 1, got 0$"),
+        ((5, "2"), r"^kernel_size must be an int"),
+        ((5, 2, 0), r"^stride must be at least 1, got 0$"),
+        ((5, 2, "1"), r"^stride must be an int"),
+        ((5, 2, None, 0, 0), r"^dilation must be at least 1, got 0$"),
+        ((5, 2, None, 0, "1"), r"^dilation must be an int"),
+        (((2, 5), (3, 1)), r"^pooling window 3 spans 3 pixels but the padded input is only 2 tall$"),
+        (((5, 2), (1, 3)), r"^pooling window 3 spans 3 pixels but the padded input is only 2 wide$"),
+    ],
+)
+def test_pool_output_size_refusals(args, message):
+    with pytest.raises(ValueError, match=message):
+        pool_output_size(*args)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((1, 1, 4, 4), dtype=complex), r"^x must hold real numbers, got dtype complex128$"),
+        (np.zeros((4, 4)), r"^x must have 4 dimensions \(N, C, H, W\), got shape \(4, 4\)$"),
+    ],
+)
+def test_pools_name_their_input_in_refusals(x, message):
+    for pool in (max_pool2d, avg_pool2d):
+        with pytest.raises(ValueError, match=message):
+            pool(x, 2)

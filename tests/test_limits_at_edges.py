@@ -406,3 +406,14 @@ def test_non_finite_values_in_a_weights_file_are_refused(tmp_path, bad):
     np.savez(tmp_path / "good.npz", **params)
     loaded, _ = network.load_weights(tmp_path / "good.npz")
     assert set(loaded) == set(params)
+
+
+def test_a_ragged_weight_is_one_sentence_naming_the_lengths(client):
+    response = client.post("/api/conv", json={"image": "mnist:0", "weight": [[1, 2, 3], [1, 2], [1]]})
+    assert_refused(
+        response,
+        422,
+        "weight is ragged: lists at the same depth have different lengths (1, 2, 3); every filter needs the "
+        "same number of channels, rows and columns",
+        field="weight",
+    )
