@@ -316,3 +316,15 @@ def test_pools_name_their_input_in_refusals(x, message):
     for pool in (max_pool2d, avg_pool2d):
         with pytest.raises(ValueError, match=message):
             pool(x, 2)
+
+
+def test_conv_backward_keeps_float32_and_names_grad_out():
+    from core.conv import conv2d_backward
+
+    x = np.ones((1, 2, 5, 5), dtype=np.float32)
+    w = np.ones((3, 2, 3, 3), dtype=np.float32)
+    grads = conv2d_backward(np.ones((1, 3, 3, 3)), x, w)  # a float64 upstream gradient is taken as float32
+    assert [g.dtype for g in grads] == [np.float32] * 3
+    assert grads[2].tolist() == [9.0, 9.0, 9.0]
+    with pytest.raises(ValueError, match=r"^grad_out must hold real numbers, got dtype complex128$"):
+        conv2d_backward(np.ones((1, 3, 3, 3), dtype=complex), x, w)

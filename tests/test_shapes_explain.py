@@ -8,7 +8,7 @@ import re
 import pytest
 from textbook import pool_out, transpose_out
 
-from core.shapes import Explanation, Step, explain_conv, explain_conv_transpose, explain_pool
+from core.shapes import Explanation, Step, explain_conv, explain_conv_transpose, explain_pool, pool_padding
 
 
 def test_explain_conv_transpose_defaults_are_pytorchs():
@@ -218,3 +218,85 @@ def test_explain_conv_as_dict_keys():
     d = explain_conv((1, 1, 5, 5), (1, 1, 3, 3)).as_dict()
     assert set(d) >= {"steps", "output_shape", "warnings", "padding", "macs", "duplication"}
     assert re.fullmatch(r"\d+", str(d["macs"]))
+
+
+def test_explain_conv_worked_steps_written_out():
+    """(2, 2, 7, 6) by (4, 1, 3, 2), stride (2, 3), padding (0, 1, 2, 0), dilation (1, 2), groups 2 — every
+    line the page prints, with the numbers worked out by hand in the docstring's order:
+    rows: k_eff 3, padded 7 + 0 + 1 = 8, floor(5 / 2) + 1 = 3, 5 mod 2 = 1 uncovered;
+    columns: k_eff (2 − 1)·2 + 1 = 3, padded 6 + 2 + 0 = 8, floor(5 / 3) + 1 = 2, 5 mod 3 = 2 uncovered."""
+    e = explain_conv((2, 2, 7, 6), (4, 1, 3, 2), (2, 3), (0, 1, 2, 0), (1, 2), groups=2)
+    table = [(s.quantity, s.formula, s.substituted, s.value) for s in e.steps]
+    assert table == [
+        ("effective kernel height", "(k − 1)·d + 1", "(3 − 1)·1 + 1", 3),
+        ("padded height", "H + pad_top + pad_bottom", "7 + 0 + 1", 8),
+        (
+            "output height",
+            "floor((H + pad_top + pad_bottom − k_eff) / s) + 1",
+            "floor((7 + 0 + 1 − 3) / 2) + 1",
+            3,
+        ),
+        ("uncovered rows", "(H + pad_top + pad_bottom − k_eff) mod s", "(7 + 0 + 1 − 3) mod 2", 1),
+        ("effective kernel width", "(k − 1)·d + 1", "(2 − 1)·2 + 1", 3),
+        ("padded width", "W + pad_left + pad_right", "6 + 2 + 0", 8),
+        (
+            "output width",
+            "floor((W + pad_left + pad_right − k_eff) / s) + 1",
+            "floor((6 + 2 + 0 − 3) / 3) + 1",
+            2,
+        ),
+        ("uncovered columns", "(W + pad_left + pad_right − k_eff) mod s", "(6 + 2 + 0 − 3) mod 3", 2),
+        ("parameters", "F·(C/groups)·KH·KW + F", "4·1·3·2 + 4", 4 * 1 * 3 * 2 + 4),
+        ("multiply-adds", "N·F·OH·OW·(C/groups)·KH·KW", "2·4·3·2·1·3·2", 2 * 4 * 3 * 2 * 1 * 3 * 2),
+        ("im2col rows", "C·KH·KW", "2·3·2", 12),
+        ("im2col columns", "OH·OW", "3·2", 6),
+        ("im2col bytes", "N·C·KH·KW·OH·OW·itemsize", "2·12·6·4", 2 * 12 * 6 * 4),
+        ("im2col duplication", "(C·KH·KW·OH·OW) / (C·H·W)", "(12·6) / (2·7·6)", round(72 / 84, 4)),
+        ("GEMM", "W_col (F × C·KH·KW) · X_col (C·KH·KW × OH·OW)", "(4 × 12) · (12 × 6)", "4 × 6"),
+    ]
+    assert e.facts["uncovered_rows"] == [7] and e.facts["uncovered_cols"] == [6, 7]
+    assert e.warnings == [
+        "stride 2 does not fit: the last 1 row of the padded input (padded index 7, at the bottom) are "
+        "reached by no window and do not affect the output",
+        "stride 3 does not fit: the last 2 columns of the padded input (padded index 6–7, at the right) are "
+        "reached by no window and do not affect the output",
+    ]
+
+
+def test_explain_conv_uncovered_warnings_for_several_rows_and_one_column():
+    # rows: 9 − 2 = 7, stride 4: 3 rows left (padded 6–8); columns: 6 − 2 = 4, stride 3: 1 column (padded 5)
+    e = explain_conv((1, 1, 9, 6), (1, 1, 2, 2), (4, 3))
+    assert e.warnings[:2] == [
+        "stride 4 does not fit: the last 3 rows of the padded input (padded index 6–8, at the bottom) are "
+        "reached by no window and do not affect the output",
+        "stride 4 is larger than the kernel span 2: 2 row(s) between neighbouring windows are never read",
+    ]
+    assert e.warnings[2:] == [
+        "stride 3 does not fit: the last 1 column of the padded input (padded index 5, at the right) are "
+        "reached by no window and do not affect the output",
+        "stride 3 is larger than the kernel span 2: 1 column(s) between neighbouring windows are never read",
+    ]
+
+
+def test_explain_conv_without_bias_counts_no_bias():
+    e = explain_conv((1, 3, 8, 8), (5, 3, 3, 3), bias=False, itemsize=8)
+    assert e.value("parameters") == 5 * 3 * 3 * 3
+    assert e.steps[8].formula == "F·(C/groups)·KH·KW" and e.steps[8].substituted == "5·3·3·3"
+    assert e.value("im2col bytes") == 1 * 27 * 36 * 8
+
+
+@pytest.mark.parametrize(
+    ("padding", "kernel", "message"),
+    [
+        ((2, 0), (3, 3), r"^pooling padding must be at most half the kernel size: padding \(2, 0\) "
+         r"with kernel \(3, 3\) allows at most \(1, 1\)$"),
+        ((0, 2), (3, 3), r"allows at most \(1, 1\)$"),
+        ((0, 3), (5, 5), r"^pooling padding must be at most half the kernel size: padding \(0, 3\) "
+         r"with kernel \(5, 5\) allows at most \(2, 2\)$"),
+        ((1, 1), 0, r"^kernel_size must be at least 1, got 0$"),
+        ((1, 1), "3", r"^kernel_size must be an int"),
+    ],
+)  # fmt: skip
+def test_pool_padding_refusals(padding, kernel, message):
+    with pytest.raises(ValueError, match=message):
+        pool_padding(padding, kernel)
