@@ -422,8 +422,8 @@ def test_a_ragged_weight_is_one_sentence_naming_the_lengths(client):
 def test_a_weight_three_lists_deep_is_judged_as_a_full_weight(client):
     """Depth 2 is one (KH, KW) kernel, depth 4 the full (F, C/groups, KH, KW); a depth-3 weight is a full
     weight missing a level, and its errors say so (at weight → full), not those of a kernel."""
-    assert client.post("/api/conv", json={"image": "mnist:0", "weight": [[1, 2], [3, 4]]}).status_code == 200
-    assert client.post("/api/conv", json={"image": "mnist:0", "weight": [[[[1, 2], [3, 4]]]]}).status_code == 200
+    for weight in ([[1, 2], [3, 4]], [[[[1, 2], [3, 4]]]]):
+        assert client.post("/api/conv", json={"image": "mnist:0", "weight": weight}).status_code == 200
     response = client.post("/api/conv", json={"image": "mnist:0", "weight": [[[1, 2], [3, 4]]]})
     assert response.status_code == 422
     detail = response.json()["detail"]
