@@ -328,3 +328,35 @@ def test_conv_backward_keeps_float32_and_names_grad_out():
     assert grads[2].tolist() == [9.0, 9.0, 9.0]
     with pytest.raises(ValueError, match=r"^grad_out must hold real numbers, got dtype complex128$"):
         conv2d_backward(np.ones((1, 3, 3, 3), dtype=complex), x, w)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            (np.zeros((1, 1, 4, 4), dtype=complex), np.ones((1, 1, 3, 3))),
+            r"^x must hold real numbers, got dtype",
+        ),
+        (
+            (np.zeros((1, 1, 4, 4)), np.ones((1, 1, 3, 3), dtype=complex)),
+            r"^weight must hold real numbers, got dtype",
+        ),
+        (
+            (np.zeros((4, 4)), np.ones((1, 1, 3, 3))),
+            r"^x must have 4 dimensions \(N, C, H, W\), got shape \(4, 4\)$",
+        ),
+        (
+            (np.zeros((1, 1, 4, 4)), np.ones((3, 3))),
+            r"^weight must have 4 dimensions \(F, C/groups, KH, KW\), got shape \(3, 3\)$",
+        ),
+        (
+            (np.zeros((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones(1, dtype=complex)),
+            r"^bias must hold real numbers, got dtype complex128$",
+        ),
+    ],
+)
+def test_conv_refusals_name_the_argument(args, message):
+    from core.conv import conv2d
+
+    with pytest.raises(ValueError, match=message):
+        conv2d(*args)

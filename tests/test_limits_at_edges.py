@@ -88,7 +88,7 @@ def test_json_body_at_the_limit_passes_and_one_byte_over_is_413(make_client, str
             assert_refused(response, 413, f"larger than {limit} bytes, the limit for JSON requests")
 
 
-def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, chunks: int):
+def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, chunks: int, headers=()):
     """POST a body with no Content-Length straight to the ASGI app, one ``chunk`` of filler at a time,
     up to ``chunks`` of them; returns the status, the response body and how many filler bytes were pulled
     (and keeps the response headers in ``post_endless.headers``).
@@ -128,12 +128,26 @@ def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, c
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-type", content_type)],
+        "headers": [(b"host", b"testserver"), (b"content-type", content_type), *headers],
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
     asyncio.run(app(scope, receive, send))
     return status, json.loads(body), pulled
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(tmp_path):
+    """Content-Length one byte over the limit: 413 at once, not one byte of the body pulled."""
+    limit = 4096
+    app = create_app(Settings(store_dir=tmp_path, max_json_bytes=limit))
+    declared = [(b"content-length", str(limit + 1).encode())]
+    status, body, pulled = post_endless(app, "/api/conv", b"application/json", b"{", 1024, 10, declared)
+    assert status == 413 and f"larger than {limit} bytes" in body["detail"]
+    assert pulled == 0
+    # at the limit it is read (and judged as JSON: here a truncated one, so a 422, not a 413)
+    declared = [(b"content-length", str(limit).encode())]
+    status, _, pulled = post_endless(app, "/api/conv", b"application/json", b"{", 1023, 4, declared)
+    assert status == 422 and pulled == 4 * 1023
 
 
 def test_an_endless_json_body_is_abandoned_at_the_limit(tmp_path):
