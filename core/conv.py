@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -237,6 +237,101 @@ def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: 
     return np.matmul(w_aug, cols).reshape(geometry.output_shape)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
+# --------------------------------------------------------------------------------------------------
+# the loop twins' own geometry: the textbook formulas written out again, on purpose not taken from
+# core.shapes, so that a wrong padding or size rule there cannot hide from the twins in the tests
+# --------------------------------------------------------------------------------------------------
+
+
+def _twin_pair(value: Any) -> tuple[int, int]:
+    """``v`` → ``(v, v)``; a pair stays a pair."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
+
+
+def _twin_padding(
+    padding: Any, size: tuple[int, int], kernel: tuple[int, int], stride: Any, dilation: Any
+) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` by the textbook rules (Dumoulin & Visin; TensorFlow's 'same')."""
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = size, kernel, _twin_pair(stride), _twin_pair(dilation)
+    if isinstance(padding, str):
+        word = padding.strip().lower()
+        if word == "valid":
+            return 0, 0, 0, 0
+        if word == "full":  # every window that overlaps the input: k_eff − 1 on each side
+            return (kh - 1) * dh, (kh - 1) * dh, (kw - 1) * dw, (kw - 1) * dw
+        if word == "same":  # output ceil(n / s); the odd pixel goes to the bottom / right
+            sides = []
+            for n, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
+                total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                sides += [total // 2, total - total // 2]
+            return sides[0], sides[1], sides[2], sides[3]
+        raise ValueError(f"unknown padding {padding!r}")
+    if isinstance(padding, (int, np.integer)):
+        return (int(padding),) * 4  # type: ignore[return-value]
+    values = [int(v) for v in padding]
+    if len(values) == 2:
+        return values[0], values[0], values[1], values[1]
+    top, bottom, left, right = values
+    return top, bottom, left, right
+
+
+def _twin_output(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
+    """``floor((n + lo + hi − ((k − 1)·d + 1)) / s) + 1``; raises when the kernel does not fit."""
+    span = (k - 1) * d + 1
+    if n + lo + hi < span:
+        raise ValueError(f"kernel spans {span} pixels but the padded input is only {n + lo + hi}")
+    return (n + lo + hi - span) // s + 1
+
+
+_TWIN_NUMPY_MODES: dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect", "replicate": "edge", "circular": "wrap"
+}
+"""PyTorch's padding_mode → ``np.pad``'s mode (independent of core.im2col's border code)."""
+
+
+def _twin_sources(n: int, lo: int, hi: int, padding_mode: str) -> np.ndarray:
+    """The input index each of the ``lo + n + hi`` padded positions reads; −1 where it is a zero."""
+    index = np.arange(n)
+    if padding_mode == "zeros":
+        return np.pad(index, (lo, hi), constant_values=-1)
+    if padding_mode not in _TWIN_NUMPY_MODES:
+        raise ValueError(f"unknown padding_mode {padding_mode!r}")
+    if (padding_mode == "reflect" and max(lo, hi) >= n) or (padding_mode == "circular" and max(lo, hi) > n):
+        raise ValueError(f"{padding_mode} padding ({lo}, {hi}) does not fit an input of {n}")
+    return np.pad(index, (lo, hi), mode=_TWIN_NUMPY_MODES[padding_mode])
+
+
+def _twin_setup(
+    x: Any, weight: Any, stride: Any, padding: Any, dilation: Any, groups: int, padding_mode: str = "zeros"
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int],
+    tuple[np.ndarray, np.ndarray],
+]:
+    """Inputs as floats, the padded input, ``(N, F, OH, OW)``, ``(sh, sw, dh, dw)`` and, per padded row and
+    column, the input row / column it copies (−1: a zero)."""
+    x, weight = _floats(x, weight)
+    n, c, h, w = x.shape
+    f, cg, kh, kw = weight.shape
+    if groups < 1 or c % groups or f % groups or cg * groups != c:
+        raise ValueError(f"groups {groups} does not fit input channels {c}, weight {weight.shape}")
+    top, bottom, left, right = _twin_padding(padding, (h, w), (kh, kw), stride, dilation)
+    (sh, sw), (dh, dw) = _twin_pair(stride), _twin_pair(dilation)
+    oh = _twin_output(h, kh, sh, dh, top, bottom)
+    ow = _twin_output(w, kw, sw, dw, left, right)
+    rows = _twin_sources(h, top, bottom, padding_mode)
+    cols = _twin_sources(w, left, right, padding_mode)
+    xp = np.zeros((n, c, rows.size, cols.size), dtype=x.dtype)
+    for i, r in enumerate(rows):
+        for j, col in enumerate(cols):
+            if r >= 0 and col >= 0:
+                xp[:, :, i, j] = x[:, :, r, col]
+    return x, weight, xp, (n, f, oh, ow), (sh, sw, dh, dw), (rows, cols)
+
+
 def conv2d_naive(
     x: Any,
     weight: Any,
@@ -251,16 +346,15 @@ def conv2d_naive(
 
     Parameters and returns as :func:`conv2d`.
     """
-    x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
-    b = _bias(bias, geometry.out_channels, x.dtype)
-    win = geometry.window
-    (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
-    n_, f_, oh_, ow_ = geometry.output_shape
-    cg = geometry.in_channels // geometry.groups
-    fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding, padding_mode=win.padding_mode)
-    out = np.zeros(geometry.output_shape, dtype=x.dtype)
+    x, weight, xp, shape, (sh, sw, dh, dw), sources = _twin_setup(
+        x, weight, stride, padding, dilation, groups, padding_mode
+    )
+    n_, f_, oh_, ow_ = shape
+    _, cg, kh, kw = weight.shape
+    b = _bias(bias, f_, x.dtype)
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    fg = f_ // groups
+    out = np.zeros(shape, dtype=x.dtype)
     for n in range(n_):
         for f in range(f_):
             c0 = (f // fg) * cg
@@ -271,6 +365,7 @@ def conv2d_naive(
     return out
 
 
+# pragma: no mutate end
 def conv2d_backward(
     grad_out: Any,
     x: Any,
@@ -358,6 +453,7 @@ def _backward_tiled(
     return grad_x, grad_w_col.reshape(weight.shape), grad_b
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def conv2d_backward_naive(
     grad_out: Any,
     x: Any,
@@ -369,15 +465,16 @@ def conv2d_backward_naive(
     padding_mode: str = "zeros",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`conv2d_backward` with plain loops over ``(n, f, oh, ow)``: the reference twin."""
-    x, weight = _floats(x, weight)
-    geometry = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
+    x, weight, xp, shape, (sh, sw, dh, dw), sources = _twin_setup(
+        x, weight, stride, padding, dilation, groups, padding_mode
+    )
     grad = as_float_array(grad_out, "grad_out").astype(x.dtype, copy=False)
-    win = geometry.window
-    (sh, sw), (dh, dw), (eh, ew) = win.stride, win.dilation, win.effective
-    n_, f_, oh_, ow_ = geometry.output_shape
-    cg = geometry.in_channels // geometry.groups
-    fg = f_ // geometry.groups
-    xp = pad_input(x, win.padding, padding_mode=win.padding_mode)
+    if grad.shape != shape:
+        raise ValueError(f"grad_out must have the output shape {shape}, got {tuple(grad.shape)}")
+    n_, f_, oh_, ow_ = shape
+    _, cg, kh, kw = weight.shape
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    fg = f_ // groups
     grad_xp = np.zeros(xp.shape, dtype=x.dtype)
     grad_w = np.zeros(weight.shape, dtype=x.dtype)
     for n in range(n_):
@@ -389,10 +486,17 @@ def conv2d_backward_naive(
                     cols = slice(ow * sw, ow * sw + ew, dw)
                     grad_w[f] += grad[n, f, oh, ow] * xp[n, c0 : c0 + cg, rows, cols]
                     grad_xp[n, c0 : c0 + cg, rows, cols] += grad[n, f, oh, ow] * weight[f]
-    grad_x = fold_border(grad_xp, win.padding, win.padding_mode)
+    # each padded cell's gradient goes back to the input pixel it copies (none for a zero)
+    source_rows, source_cols = sources
+    grad_x = np.zeros(x.shape, dtype=x.dtype)
+    for i, r in enumerate(source_rows):
+        for j, col in enumerate(source_cols):
+            if r >= 0 and col >= 0:
+                grad_x[:, :, r, col] += grad_xp[:, :, i, j]
     return grad_x, grad_w, grad.sum(axis=(0, 2, 3))
 
 
+# pragma: no mutate end
 def _transpose_setup(
     x: Any,
     weight: Any,
@@ -474,6 +578,7 @@ def conv_transpose2d(
     return np.ascontiguousarray(out)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def conv_transpose2d_naive(
     x: Any,
     weight: Any,
@@ -492,16 +597,20 @@ def conv_transpose2d_naive(
     x[n, ci, h, w] · W[ci, co, kh, kw]`` for every input channel ``ci`` of group ``g``, kept where
     the index is inside the output.
     """
-    x, weight, (oh_, ow_) = _transpose_setup(x, weight, stride, padding, output_padding, dilation, groups)
+    x, weight = _floats(x, weight)
     n_, c_in, h_, w_ = x.shape
     cog, kh_, kw_ = weight.shape[1:]
+    if weight.shape[0] != c_in or groups < 1 or c_in % groups:
+        raise ValueError(f"weight {weight.shape} with groups {groups} does not fit {c_in} input channels")
     c_out = cog * groups
     b = _bias(bias, c_out, x.dtype)
-    (sh, sw), (ph, pw), (dh, dw) = (
-        as_pair(stride, "stride"),
-        as_pair(padding, "padding"),
-        as_pair(dilation, "dilation"),
-    )
+    (sh, sw), (ph, pw), (dh, dw) = _twin_pair(stride), _twin_pair(padding), _twin_pair(dilation)
+    oph, opw = _twin_pair(output_padding)
+    # Dumoulin & Visin, relationship 14 with dilation: o = (i − 1)·s − 2p + (k − 1)·d + 1 + output_padding
+    oh_ = (h_ - 1) * sh - 2 * ph + (kh_ - 1) * dh + 1 + oph
+    ow_ = (w_ - 1) * sw - 2 * pw + (kw_ - 1) * dw + 1 + opw
+    if oh_ < 1 or ow_ < 1:
+        raise ValueError(f"transposed-convolution output would be {oh_} × {ow_}")
     cig = c_in // groups
     out = np.zeros((n_, c_out, oh_, ow_), dtype=x.dtype)
     for n in range(n_):
@@ -519,6 +628,7 @@ def conv_transpose2d_naive(
     return out
 
 
+# pragma: no mutate end
 __all__ = [
     "ConvGemm",
     "conv2d",

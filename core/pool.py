@@ -100,6 +100,59 @@ def _grad(grad_out: Any, x: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
     return grad
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
+# --------------------------------------------------------------------------------------------------
+# the loop twins' own geometry: PyTorch's pooling size rule written out again, on purpose not taken
+# from core.shapes, so that a wrong size rule there cannot hide from the twins in the tests
+# --------------------------------------------------------------------------------------------------
+
+
+def _twin_pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
+
+
+def _twin_setup(
+    x: Any,
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None,
+    padding: IntOrPair,
+    dilation: IntOrPair,
+    ceil_mode: bool,
+) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """Float input and ``(kernel, stride, padding, dilation, output)`` pairs.
+
+    Notes
+    -----
+    ``o = floor_or_ceil((n + 2p − (k − 1)·d − 1) / s) + 1``, and in ceil mode a last window that
+    would start at or past ``n + p`` (in the right padding only) is dropped (PyTorch's rule).
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", "(N, C, H, W)")
+    k, d, p = _twin_pair(kernel_size), _twin_pair(dilation), _twin_pair(padding)
+    s = k if stride is None else _twin_pair(stride)
+    out = []
+    for n, kk, ss, pp, dd in zip(x.shape[2:], k, s, p, d, strict=True):
+        numerator = n + 2 * pp - (kk - 1) * dd - 1
+        o = (numerator + (ss - 1 if ceil_mode else 0)) // ss + 1
+        if ceil_mode and (o - 1) * ss >= n + pp:
+            o -= 1
+        if o < 1:
+            raise ValueError(f"pooling window {kk} does not fit {n} + 2·{pp}")
+        out.append(o)
+    return x, (k, s, p, d, (out[0], out[1]))
+
+
+def _twin_grad(grad_out: Any, x: np.ndarray, output: tuple[int, int]) -> np.ndarray:
+    grad = as_float_array(grad_out, "grad_out").astype(x.dtype, copy=False)
+    if grad.shape != (*x.shape[:2], *output):
+        raise ValueError(f"grad_out must have the pooled shape {(*x.shape[:2], *output)}")
+    return grad
+
+
+# pragma: no mutate end
 # --------------------------------------------------------------------------------------------------
 # max pooling
 # --------------------------------------------------------------------------------------------------
@@ -179,6 +232,7 @@ def max_pool2d(
     return best, indices
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def max_pool2d_naive(
     x: Any,
     kernel_size: IntOrPair,
@@ -194,15 +248,10 @@ def max_pool2d_naive(
     out, indices : ndarray, shape (N, C, OH, OW)
         As ``max_pool2d(..., return_indices=True)``.
     """
-    x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-        geometry.kernel,
-        geometry.stride,
-        geometry.padding,
-        geometry.dilation,
+    x, ((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh_, ow_)) = _twin_setup(
+        x, kernel_size, stride, padding, dilation, ceil_mode
     )
-    oh_, ow_ = geometry.output
-    h_, w_ = geometry.input
+    h_, w_ = x.shape[2:]
     out = np.empty((*x.shape[:2], oh_, ow_), dtype=x.dtype)
     indices = np.empty(out.shape, dtype=np.int64)
     for n in range(x.shape[0]):
@@ -222,6 +271,7 @@ def max_pool2d_naive(
     return out, indices
 
 
+# pragma: no mutate end
 def max_pool2d_backward(
     grad_out: Any,
     x: Any,
@@ -262,6 +312,7 @@ def max_pool2d_backward(
     return counts.astype(x.dtype, copy=False).reshape(x.shape)
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def max_pool2d_backward_naive(
     grad_out: Any,
     x: Any,
@@ -272,8 +323,8 @@ def max_pool2d_backward_naive(
     ceil_mode: bool = False,
 ) -> np.ndarray:
     """:func:`max_pool2d_backward` with loops: the reference twin."""
-    x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
-    grad = _grad(grad_out, x, geometry)
+    x, (*_, output) = _twin_setup(x, kernel_size, stride, padding, dilation, ceil_mode)
+    grad = _twin_grad(grad_out, x, output)
     _, indices = max_pool2d_naive(x, kernel_size, stride, padding, dilation, ceil_mode)
     out = np.zeros(x.shape, dtype=x.dtype)
     w_ = x.shape[3]
@@ -286,6 +337,7 @@ def max_pool2d_backward_naive(
     return out
 
 
+# pragma: no mutate end
 # --------------------------------------------------------------------------------------------------
 # average pooling
 # --------------------------------------------------------------------------------------------------
@@ -413,6 +465,7 @@ def avg_pool2d_backward(
     return np.ascontiguousarray(buf[:, :, ph : ph + h, pw : pw + w])
 
 
+# pragma: no mutate start  (a loop twin: the tests' reference, not mutated; docs/mutation.md)
 def avg_pool2d_naive(
     x: Any,
     kernel_size: IntOrPair,
@@ -423,10 +476,9 @@ def avg_pool2d_naive(
     divisor_override: int | None = None,
 ) -> np.ndarray:
     """:func:`avg_pool2d` with loops over every output pixel, PyTorch's reference kernel: the twin."""
-    x, geometry = _setup(x, kernel_size, stride, padding, 1, ceil_mode)
-    (kh, kw), (sh, sw), (ph, pw) = geometry.kernel, geometry.stride, geometry.padding
-    h_, w_ = geometry.input
-    out = np.empty((*x.shape[:2], *geometry.output), dtype=x.dtype)
+    x, ((kh, kw), (sh, sw), (ph, pw), _, output) = _twin_setup(x, kernel_size, stride, padding, 1, ceil_mode)
+    h_, w_ = x.shape[2:]
+    out = np.empty((*x.shape[:2], *output), dtype=x.dtype)
     for oh in range(out.shape[2]):
         for ow in range(out.shape[3]):
             h0, w0 = oh * sh - ph, ow * sw - pw
@@ -454,10 +506,9 @@ def avg_pool2d_backward_naive(
     divisor_override: int | None = None,
 ) -> np.ndarray:
     """:func:`avg_pool2d_backward` with loops over every output pixel: the reference twin."""
-    x, geometry = _setup(x, kernel_size, stride, padding, 1, ceil_mode)
-    grad = _grad(grad_out, x, geometry)
-    (kh, kw), (sh, sw), (ph, pw) = geometry.kernel, geometry.stride, geometry.padding
-    h_, w_ = geometry.input
+    x, ((kh, kw), (sh, sw), (ph, pw), _, output) = _twin_setup(x, kernel_size, stride, padding, 1, ceil_mode)
+    grad = _twin_grad(grad_out, x, output)
+    h_, w_ = x.shape[2:]
     out = np.zeros(x.shape, dtype=x.dtype)
     for oh in range(grad.shape[2]):
         for ow in range(grad.shape[3]):
@@ -475,6 +526,7 @@ def avg_pool2d_backward_naive(
     return out
 
 
+# pragma: no mutate end
 __all__ = [
     "PoolGeometry",
     "avg_pool2d",

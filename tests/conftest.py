@@ -1,7 +1,13 @@
 """Shared fixtures: ``settings`` with a temporary upload store, the ``app`` built from them, a TestClient.
 
+Also the guard that keeps CI honest: with ``CONVLENS_REQUIRE_TORCH=1`` a test or module skipped because
+PyTorch is missing *fails* instead, and with ``CONVLENS_REQUIRE_BROWSER=1`` so does one skipped because
+Playwright or Chromium is missing (``.ci/run`` sets both). A plain ``make test`` sets neither, so on a
+machine without the ``reference`` extra it skips the PyTorch comparisons quietly (``-ra`` lists them).
+
 For the browser tests (every ``tests/test_browser*.py``): one live server and one Chromium for the session
-(Playwright's sync API allows only one running instance per thread)."""
+(Playwright's sync API allows only one running instance per thread).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+# the CI guard's hooks (see tests/require_tools.py), registered by being names in this conftest
+from require_tools import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 
 from app.main import create_app
 from app.settings import Settings

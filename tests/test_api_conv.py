@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from textbook import padding_tblr
 
 from app.image_source import load_array
 from core.conv import conv2d
@@ -99,16 +100,27 @@ def test_server_timing_header(client):
     assert names == ["load", "conv", "pool", "encode", "total"]
 
 
-def test_diverging_picture_is_white_at_zero(client):
-    body = client.post("/api/conv", json={"image": "mnist:0", "weight": "sobel_x", "values": True}).json()
-    entry = body["conv"]["maps"][0]
-    values = np.array(entry["values"], dtype=np.float32)
-    picture = np.asarray(decode_png(entry["png"]).convert("RGB"))
-    zero = np.argwhere(values == 0)[0]
-    np.testing.assert_array_equal(picture[zero[0], zero[1]], [255, 255, 255])
-    peak = np.unravel_index(np.argmax(values), values.shape)
-    if values.max() >= abs(values.min()):
-        np.testing.assert_array_equal(picture[peak], [180, 0, 0])
+def test_diverging_picture_is_white_at_zero_and_ends_red_or_blue(client):
+    """A Sobel filter and its negation: one map's largest |value| is positive, the other's negative, so the
+    red end (180, 0, 0) and the blue end (0, 255·0.3 ± ½, 180) are both checked, whatever the image."""
+    sobel = get_preset("sobel_x").weights
+    weight = np.stack([sobel, -sobel])[:, None].tolist()
+    body = client.post("/api/conv", json={"image": "mnist:0", "weight": weight, "values": True}).json()
+    ends = set()
+    for entry in body["conv"]["maps"]:
+        values = np.array(entry["values"], dtype=np.float32)
+        picture = np.asarray(decode_png(entry["png"]).convert("RGB")).astype(int)
+        zero = np.argwhere(values == 0)[0]
+        np.testing.assert_array_equal(picture[zero[0], zero[1]], [255, 255, 255])
+        peak = np.unravel_index(np.argmax(np.abs(values)), values.shape)
+        red, green, blue = picture[peak]
+        if values[peak] > 0:
+            assert (red, green, blue) == (180, 0, 0)
+            ends.add("red")
+        else:
+            assert red == 0 and blue == 180 and abs(green - 0.3 * 255) <= 0.5
+            ends.add("blue")
+    assert ends == {"red", "blue"}
 
 
 PADDINGS = [0, 2, [1, 2], [0, 1, 2, 3], "valid", "same", "full"]
@@ -153,9 +165,15 @@ def torch_functional():
         {"color": "rgb", "stride": [1, 2], "padding": [2, 1], "dilation": [1, 2], "groups": 1, "filters": 4},
         {"color": "rgb", "stride": 1, "padding": "same", "dilation": 1, "groups": 3, "filters": 3},
         {"color": "rgb", "stride": 3, "padding": 1, "dilation": 1, "groups": 3, "filters": 6},
+        {"color": "gray", "stride": [2, 3], "padding": "same", "dilation": [1, 2], "groups": 1, "filters": 2},
+        {"color": "rgb", "stride": 2, "padding": "full", "dilation": [2, 1], "groups": 1, "filters": 2},
+        {"color": "gray", "stride": 1, "padding": [0, 1, 2, 3], "dilation": 1, "groups": 1, "filters": 2},
+        {"color": "rgb", "stride": [1, 2], "padding": "valid", "dilation": 2, "groups": 3, "filters": 6},
     ],
 )
 def test_conv_equals_torch(client, case):
+    """Padding goes to PyTorch as it is where PyTorch takes it; 'same' with a stride, 'full' and
+    (top, bottom, left, right) through F.pad with the tuple worked out in tests/textbook.py."""
     torch, F = torch_functional()
     rng = np.random.default_rng(11)
     channels = 1 if case["color"] == "gray" else 3
@@ -177,7 +195,11 @@ def test_conv_equals_torch(client, case):
         },
     ).json()
     x = torch.from_numpy(image_array("sample:astronaut", case["color"], 32))
-    pad = case["padding"] if isinstance(case["padding"], str) else case["padding"]
+    pad = case["padding"]
+    four = isinstance(pad, list) and len(pad) == 4
+    if pad == "full" or (pad == "same" and case["stride"] != 1) or four:
+        top, bottom, left, right = padding_tblr(pad, tuple(x.shape[2:]), 3, case["stride"], case["dilation"])
+        x, pad = F.pad(x, (left, right, top, bottom)), 0
     expected = F.conv2d(
         x,
         torch.from_numpy(weight),
@@ -187,6 +209,7 @@ def test_conv_equals_torch(client, case):
         dilation=case["dilation"],
         groups=case["groups"],
     ).numpy()
+    assert body["conv"]["shape"] == list(expected.shape)
     np.testing.assert_allclose(conv_values(body), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -193,5 +193,5 @@ def test_preprocess_inverts_a_white_page_with_an_rgba_image():
 
 
 def test_preprocess_rejects_non_2d():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"2-D grid of gray levels, got shape \(2, 3, 4\)"):
         preprocess(np.zeros((2, 3, 4)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import numeric_gradient, relative_error
+from textbook import conv_out, padding_tblr, span, transpose_out
 
 from core.conv import (
     ConvGemm,
@@ -18,7 +19,6 @@ from core.conv import (
     conv_transpose2d_naive,
 )
 from core.im2col import im2col
-from core.shapes import window_geometry
 
 # (x shape, weight shape, stride, padding, dilation, groups)
 GRID = [
@@ -35,6 +35,9 @@ GRID = [
     ((2, 3, 6, 5), (3, 1, 3, 3), 2, "same", 1, 3),  # depthwise
     ((1, 4, 7, 7), (8, 1, 2, 2), 1, "valid", 2, 4),  # depthwise multiplier 2, dilated
     ((1, 1, 10, 10), (1, 1, 3, 3), 4, "valid", 1, 1),  # stride larger than kernel
+    ((1, 2, 7, 6), (2, 2, 3, 1), (1, 2), "valid", 1, 1),  # 'valid' with a non-square kernel
+    ((1, 1, 5, 6), (1, 1, 2, 3), 2, "full", (1, 2), 1),  # 'full' with unequal dilations
+    ((1, 1, 8, 7), (2, 1, 3, 2), (3, 2), "same", (2, 1), 1),  # 'same', stride 3 rows: ceil(8 / 3)
 ]
 
 
@@ -51,7 +54,9 @@ def _data(case, seed=0, dtype=np.float64):
 @pytest.mark.parametrize("case", GRID)
 def test_conv2d_equals_loops(case):
     x, w, b = _data(case)
-    _, _, s, p, d, g = case
+    xs, ws, s, p, d, g = case
+    expected_shape = (xs[0], ws[0], *conv_out(xs[2:], ws[2:], s, p, d))
+    assert conv2d(x, w, b, s, p, d, g).shape == conv2d_naive(x, w, b, s, p, d, g).shape == expected_shape
     np.testing.assert_allclose(conv2d(x, w, b, s, p, d, g), conv2d_naive(x, w, b, s, p, d, g), atol=1e-12)
     np.testing.assert_allclose(
         conv2d(x, w, None, s, p, d, g), conv2d_naive(x, w, None, s, p, d, g), atol=1e-12
@@ -209,10 +214,10 @@ def _transpose_data(case, seed=0):
 @pytest.mark.parametrize("case", TRANSPOSE_GRID)
 def test_conv_transpose2d_equals_loops(case):
     x, w, b = _transpose_data(case)
-    _, _, s, p, op, d, g = case
-    np.testing.assert_allclose(
-        conv_transpose2d(x, w, b, s, p, op, d, g), conv_transpose2d_naive(x, w, b, s, p, op, d, g), atol=1e-12
-    )
+    xs, ws, s, p, op, d, g = case
+    out = conv_transpose2d(x, w, b, s, p, op, d, g)
+    assert out.shape == (xs[0], ws[1] * g, *transpose_out(xs[2:], ws[2:], s, p, op, d))
+    np.testing.assert_allclose(out, conv_transpose2d_naive(x, w, b, s, p, op, d, g), atol=1e-12)
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_GRID)
@@ -248,9 +253,10 @@ def test_backward_grad_x_is_a_transposed_convolution(case):
     grad = np.random.default_rng(3).standard_normal(out.shape)
     grad_x = conv2d_backward(grad, x, w, s, p, d, g)[0]
     # (symmetric padding only) the rows/columns the stride leaves unread come back as output_padding
-    geo = window_geometry(xs[2:], ws[2:], s, p, d)
-    pad = (geo.padding.top, geo.padding.left)
-    op = geo.uncovered
+    top, bottom, left, right = padding_tblr(p, xs[2:], ws[2:], s, d)
+    pad = (top, left)
+    (sh, sw), (dh, dw) = ((s, s) if isinstance(s, int) else s), ((d, d) if isinstance(d, int) else d)
+    op = ((xs[2] + top + bottom - span(ws[2], dh)) % sh, (xs[3] + left + right - span(ws[3], dw)) % sw)
     np.testing.assert_allclose(conv_transpose2d(grad, w, None, s, pad, op, d, g), grad_x, atol=1e-12)
 
 
@@ -327,3 +333,15 @@ def test_tiled_forward_and_backward_equal_loops(monkeypatch, tile_bytes, case):
         conv2d_backward(grad, x, w, s, p, d, g), conv2d_backward_naive(grad, x, w, s, p, d, g), strict=True
     ):
         np.testing.assert_allclose(fast, slow, atol=1e-12)
+
+
+def test_conv2d_gemm_without_bias_owns_its_output_and_honours_the_method():
+    x, w, _ = _data(GRID[1])
+    gemm = conv2d_gemm(x, w, None, 2, 1)
+    np.testing.assert_allclose(gemm.output, conv2d_naive(x, w, None, 2, 1), atol=1e-12)
+    assert gemm.output.shape == (2, 4, *conv_out((7, 6), 3, 2, 1))
+    assert not np.shares_memory(gemm.output, gemm.product)  # the product stays as it was shown
+    for method in ("view", "indices", "windows"):
+        np.testing.assert_array_equal(conv2d_gemm(x, w, None, 2, 1, method=method).x_col, gemm.x_col)
+    with pytest.raises(ValueError, match="unknown im2col method 'fast'"):
+        conv2d_gemm(x, w, None, 2, 1, method="fast")

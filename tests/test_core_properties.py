@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from textbook import conv_out, padding_tblr, pair, pool_out, span
 
 from core.conv import conv2d, conv2d_backward, conv2d_backward_naive, conv2d_naive, conv_transpose2d
 from core.im2col import col2im, im2col, overlap_count
 from core.pool import avg_pool2d, avg_pool2d_naive, max_pool2d, max_pool2d_naive
-from core.shapes import conv_geometry, pool_output_size
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -43,7 +43,7 @@ def test_conv2d_equals_loops_and_shapes(case):
     rng = np.random.default_rng(seed)
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     out = conv2d(x, w, b, s, p, d, g)
-    assert out.shape == conv_geometry(xs, ws, s, p, d, g).output_shape
+    assert out.shape == (xs[0], ws[0], *conv_out(xs[2:], ws[2:], s, p, d))
     np.testing.assert_allclose(out, conv2d_naive(x, w, b, s, p, d, g), atol=1e-10)
     grad = rng.standard_normal(out.shape)
     for fast, slow in zip(
@@ -70,13 +70,27 @@ def test_im2col_methods_agree_and_adjoint(case):
 
 @SETTINGS
 @given(conv_cases())
-def test_overlap_count_is_col2im_of_ones(case):
+def test_overlap_count_counts_the_windows_over_each_pixel(case):
+    """Against a count written here: for each pixel, the (window, tap) pairs that land on it, by the
+    tests' own geometry (not col2im, which overlap_count is built from)."""
     xs, ws, s, p, d, _, _ = case
     counts = overlap_count(xs[2:], ws[2:], s, p, d)
-    cols = im2col(np.ones((1, 1, *xs[2:])), ws[2:], s, p, d)
-    np.testing.assert_array_equal(counts, col2im(np.ones_like(cols), (1, 1, *xs[2:]), ws[2:], s, p, d)[0, 0])
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = xs[2:], ws[2:], pair(s), pair(d)
+    top, _, left, _ = padding_tblr(p, (h, w), ws[2:], s, d)
+    oh, ow = conv_out((h, w), ws[2:], s, p, d)
+    rows = np.zeros(h, dtype=int)  # a separable count: windows × taps along each axis
+    for r in range(oh):
+        for i in range(kh):
+            if 0 <= r * sh + i * dh - top < h:
+                rows[r * sh + i * dh - top] += 1
+    cols = np.zeros(w, dtype=int)
+    for q in range(ow):
+        for j in range(kw):
+            if 0 <= q * sw + j * dw - left < w:
+                cols[q * sw + j * dw - left] += 1
+    np.testing.assert_array_equal(counts, np.outer(rows, cols))
     # every read of a real pixel is one 1 in the columns of an all-ones image
-    assert counts.sum() == cols.sum()
+    assert counts.sum() == im2col(np.ones((1, 1, h, w)), ws[2:], s, p, d).sum()
 
 
 @SETTINGS
@@ -89,8 +103,11 @@ def test_conv_transpose_is_adjoint_of_conv(case, pad):
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     out = conv2d(x, w, None, s, pad, d, g)
     y = rng.standard_normal(out.shape)
-    geometry = conv_geometry(xs, ws, s, pad, d, g).window
-    back = conv_transpose2d(y, w, None, s, pad, geometry.uncovered, d, g)
+    uncovered = tuple(
+        (n + 2 * p_ - span(k, dd)) % ss
+        for n, k, ss, p_, dd in zip(xs[2:], ws[2:], pair(s), pad, pair(d), strict=True)
+    )
+    back = conv_transpose2d(y, w, None, s, pad, uncovered, d, g)
     assert back.shape == x.shape
     assert np.isclose(np.sum(out * y), np.sum(x * back), rtol=1e-10, atol=1e-10)
 
@@ -119,7 +136,7 @@ def test_pools_equal_loops(case):
     xs, k, s, p, ceil_mode, seed = case
     x = np.random.default_rng(seed).standard_normal(xs)
     out, idx = max_pool2d(x, k, s, p, 1, ceil_mode, return_indices=True)
-    assert out.shape == (*xs[:2], *pool_output_size(xs[2:], k, s, p, 1, ceil_mode))
+    assert out.shape == (*xs[:2], *pool_out(xs[2:], k, s, p, 1, ceil_mode))
     ref, ref_idx = max_pool2d_naive(x, k, s, p, 1, ceil_mode)
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(idx, ref_idx)

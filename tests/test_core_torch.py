@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from textbook import conv_out, padding_tblr, pair, pool_out
 
 from core.conv import conv2d, conv2d_backward, conv_transpose2d
 from core.im2col import col2im, im2col
 from core.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from core.shapes import pool_output_size, resolve_padding
+from core.shapes import pool_output_size
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -23,10 +24,26 @@ def _t(a, grad=False):
     return torch.tensor(a, requires_grad=grad)
 
 
-def _torch_padded(x, padding, kernel, stride, dilation):
-    """Pad explicitly with F.pad (left, right, top, bottom) so every padding form works in torch."""
-    pad = resolve_padding(padding, kernel, stride, dilation, x.shape[-2:])
-    return F.pad(x, (pad.left, pad.right, pad.top, pad.bottom))
+def _torch_padding(x, padding, kernel, stride, dilation):
+    """``(input, padding argument)`` for torch: every form PyTorch accepts goes to it as it is; the
+    others ('same' with a stride, 'full', (top, bottom, left, right)) are padded with F.pad by a
+    tuple worked out here (tests/textbook.py), never by core.shapes."""
+    if padding == "valid" or isinstance(padding, int) or (not isinstance(padding, str) and len(padding) == 2):
+        return x, padding
+    if padding == "same" and pair(stride) == (1, 1):
+        return x, "same"
+    top, bottom, left, right = padding_tblr(padding, tuple(x.shape[-2:]), kernel, stride, dilation)
+    return F.pad(x, (left, right, top, bottom)), 0
+
+
+def _torch_conv(x, w, b, stride, padding, dilation, groups):
+    xp, torch_padding = _torch_padding(x, padding, tuple(w.shape[2:]), stride, dilation)
+    return F.conv2d(xp, w, b, stride, torch_padding, dilation, groups)
+
+
+def _torch_unfold(x, kernel, stride, padding, dilation):
+    xp, torch_padding = _torch_padding(x, padding, kernel, stride, dilation)
+    return F.unfold(xp, kernel, dilation, 0 if torch_padding in ("valid", "same") else torch_padding, stride)
 
 
 def _random_conv_config(rng):
@@ -61,7 +78,9 @@ def test_conv2d_and_gradients_match_torch(config):
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     out = conv2d(x, w, b, stride, padding, dilation, groups)
     xt, wt, bt = _t(x, True), _t(w, True), _t(b, True)
-    ref = F.conv2d(_torch_padded(xt, padding, ws[2:], stride, dilation), wt, bt, stride, 0, dilation, groups)
+    ref = _torch_conv(xt, wt, bt, stride, padding, dilation, groups)
+    expected_shape = (xs[0], ws[0], *conv_out(xs[2:], ws[2:], stride, padding, dilation))
+    assert out.shape == tuple(ref.shape) == expected_shape
     np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
     grad = rng.standard_normal(out.shape)
     ref.backward(_t(grad))
@@ -78,7 +97,25 @@ def test_conv2d_padding_given_to_torch_directly(padding, kernel, dilation):
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, *kernel))
     ref = F.conv2d(_t(x), _t(w), padding=padding, dilation=dilation).numpy()
-    np.testing.assert_allclose(conv2d(x, w, padding=padding, dilation=dilation), ref, rtol=1e-10, atol=1e-10)
+    out = conv2d(x, w, padding=padding, dilation=dilation)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("padding", ["same", "full", "valid", (2, 0, 1, 3), (0, 1, 1, 0)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation"), [((3, 2), (2, 3), 1), ((2, 4), 2, (2, 1)), ((1, 3), 3, 2)]
+)
+def test_conv2d_forms_torch_lacks_padded_by_the_test(padding, kernel, stride, dilation):
+    """TF-style 'same' with a stride, 'full' and asymmetric padding: F.pad by the tuple worked out in
+    tests/textbook.py, on rectangular kernels with unequal strides and dilations."""
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((1, 2, 11, 10)), rng.standard_normal((3, 2, *kernel))
+    top, bottom, left, right = padding_tblr(padding, (11, 10), kernel, stride, dilation)
+    ref = F.conv2d(F.pad(_t(x), (left, right, top, bottom)), _t(w), None, stride, 0, dilation).numpy()
+    out = conv2d(x, w, None, stride, padding, dilation)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
 
 
 def test_conv2d_float32_matches_torch():
@@ -96,22 +133,27 @@ def test_conv2d_float32_matches_torch():
 def test_im2col_matches_unfold(config, method):
     xs, ws, stride, padding, dilation, _ = config
     x = np.random.default_rng(3).standard_normal(xs)
-    ref = F.unfold(
-        _torch_padded(_t(x), padding, ws[2:], stride, dilation), ws[2:], dilation, 0, stride
-    ).numpy()
-    np.testing.assert_array_equal(im2col(x, ws[2:], stride, padding, dilation, method=method), ref)
+    # 'same' with stride 1 is not an unfold argument: it goes through F.pad like the other string forms
+    if padding == "same" and pair(stride) == (1, 1):
+        top, bottom, left, right = padding_tblr(padding, xs[2:], ws[2:], stride, dilation)
+        ref = F.unfold(F.pad(_t(x), (left, right, top, bottom)), ws[2:], dilation, 0, stride).numpy()
+    else:
+        ref = _torch_unfold(_t(x), ws[2:], stride, padding, dilation).numpy()
+    cols = im2col(x, ws[2:], stride, padding, dilation, method=method)
+    assert cols.shape == ref.shape
+    np.testing.assert_array_equal(cols, ref)
 
 
 @pytest.mark.parametrize("config", CONFIGS[:30], ids=[str(i) for i in range(30)])
 @pytest.mark.parametrize("method", ["slices", "add_at"])
 def test_col2im_matches_fold(config, method):
     xs, ws, stride, padding, dilation, _ = config
-    pad = resolve_padding(padding, ws[2:], stride, dilation, xs[2:])
-    cols = im2col(np.zeros(xs), ws[2:], stride, padding, dilation)
-    y = np.random.default_rng(4).standard_normal(cols.shape)
-    padded_size = (xs[2] + pad.top + pad.bottom, xs[3] + pad.left + pad.right)
+    top, bottom, left, right = padding_tblr(padding, xs[2:], ws[2:], stride, dilation)
+    oh, ow = conv_out(xs[2:], ws[2:], stride, padding, dilation)
+    y = np.random.default_rng(4).standard_normal((xs[0], xs[1] * ws[2] * ws[3], oh * ow))
+    padded_size = (xs[2] + top + bottom, xs[3] + left + right)
     ref = F.fold(_t(y), padded_size, ws[2:], dilation, 0, stride).numpy()
-    ref = ref[:, :, pad.top : pad.top + xs[2], pad.left : pad.left + xs[3]]
+    ref = ref[:, :, top : top + xs[2], left : left + xs[3]]
     np.testing.assert_allclose(
         col2im(y, xs, ws[2:], stride, padding, dilation, method), ref, rtol=1e-12, atol=1e-12
     )
@@ -159,6 +201,7 @@ def test_conv_transpose2d_matches_torch(config):
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[1] * groups)
     ref = F.conv_transpose2d(_t(x), _t(w), _t(b), stride, padding, output_padding, groups, dilation).numpy()
     out = conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
+    assert out.shape == tuple(ref.shape)
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
 
 
@@ -184,7 +227,7 @@ POOL_CONFIGS = [_random_pool_config(np.random.default_rng(200 + seed)) for seed 
 
 def _window_has_input(xs, k, s, p, d, ceil_mode):
     """PyTorch leaves a window made only of padding at -inf; we skip those rare dilated configs."""
-    oh, ow = pool_output_size(xs[2:], k, s, p, d, ceil_mode)
+    oh, ow = pool_out(xs[2:], k, s, p, d, ceil_mode)
     for n, o, kk, ss, pp, dd in ((xs[2], oh, k[0], s[0], p[0], d[0]), (xs[3], ow, k[1], s[1], p[1], d[1])):
         for i in range(o):
             if not any(0 <= i * ss - pp + t * dd < n for t in range(kk)):
@@ -202,7 +245,7 @@ def test_max_pool_matches_torch(config):
     xt = _t(x, True)
     ref, ref_idx = F.max_pool2d(xt, k, s, p, d, ceil_mode, return_indices=True)
     out, idx = max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)
-    assert out.shape == tuple(ref.shape) == (*xs[:2], *pool_output_size(xs[2:], k, s, p, d, ceil_mode))
+    assert out.shape == tuple(ref.shape) == (*xs[:2], *pool_out(xs[2:], k, s, p, d, ceil_mode))
     np.testing.assert_array_equal(out, ref.detach().numpy())
     np.testing.assert_array_equal(idx, ref_idx.numpy())
     grad = rng.standard_normal(out.shape)
@@ -231,6 +274,7 @@ def test_avg_pool_matches_torch(config, count_include_pad, divisor_override):
     xt = _t(x, True)
     ref = F.avg_pool2d(xt, k, s, p, ceil_mode, count_include_pad, divisor_override)
     out = avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
+    assert out.shape == tuple(ref.shape)
     np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
     grad = rng.standard_normal(out.shape)
     ref.backward(_t(grad))

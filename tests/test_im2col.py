@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from textbook import conv_out, padding_tblr, pair
 
 from core.im2col import (
     COL2IM_METHODS,
@@ -14,7 +15,7 @@ from core.im2col import (
     overlap_count,
     pad_input,
 )
-from core.shapes import Padding, resolve_padding, window_geometry
+from core.shapes import Padding
 
 # (input shape, kernel, stride, padding, dilation): strides that do not fit, asymmetric and string
 # paddings, dilation, rectangular kernels.
@@ -32,15 +33,19 @@ GRID = [
     ((1, 1, 10, 10), 3, 4, "valid", 1),
     ((1, 1, 3, 3), 3, 1, 0, 1),
     ((1, 1, 1, 1), 1, 1, 0, 1),
+    ((1, 2, 7, 6), (3, 1), (1, 2), "valid", 1),
+    ((1, 1, 5, 6), (2, 3), 2, "full", (1, 2)),
+    ((1, 1, 8, 7), (3, 2), (3, 2), "same", (2, 1)),
 ]
 
 
 def reference_im2col(x, kernel_size, stride, padding, dilation):
-    """Independent triple loop over (output position, channel, tap) with bounds checks, no padding copy."""
-    g = window_geometry(x.shape[2:], kernel_size, stride, padding, dilation)
+    """Independent loop over (output position, channel, tap) with bounds checks, no padding copy, and its
+    own padding and output size (tests/textbook.py, not core.shapes)."""
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = g.kernel, g.stride, g.dilation, g.output
-    top, left = g.padding.top, g.padding.left
+    (kh, kw), (sh, sw), (dh, dw) = pair(kernel_size), pair(stride), pair(dilation)
+    oh, ow = conv_out((h, w), kernel_size, stride, padding, dilation)
+    top, _, left, _ = padding_tblr(padding, (h, w), kernel_size, stride, dilation)
     cols = np.zeros((n, c * kh * kw, oh * ow), dtype=x.dtype)
     for r in range(oh):
         for q in range(ow):
@@ -134,7 +139,8 @@ def test_indices_read_the_padded_input():
     x = rng.standard_normal((2, 3, 6, 5))
     for padding in (1, "same", (0, 2, 1, 0)):
         k, i, j = im2col_indices(x.shape, 3, 2, padding, 1)
-        xp = pad_input(x, resolve_padding(padding, 3, 2, 1, (6, 5)))
+        top, bottom, left, right = padding_tblr(padding, (6, 5), 3, 2, 1)
+        xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
         np.testing.assert_array_equal(xp[:, k, i, j], im2col(x, 3, 2, padding))
 
 
@@ -153,11 +159,19 @@ def test_overlap_count_by_hand():
 @pytest.mark.parametrize("case", GRID)
 def test_overlap_count_counts_index_occurrences(case):
     shape, k, s, p, d = case
-    g = window_geometry(shape[2:], k, s, p, d)
-    _, i, j = im2col_indices((1, 1, *shape[2:]), k, s, p, d)
-    expected = np.zeros(g.padded, dtype=int)
-    np.add.at(expected, (i, j), 1)
-    expected = expected[g.padding.top : g.padding.top + shape[2], g.padding.left : g.padding.left + shape[3]]
+    """Counted by a loop over the windows and their taps, with the tests' own geometry."""
+    h, w = shape[2:]
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(s), pair(d)
+    top, _, left, _ = padding_tblr(p, (h, w), k, s, d)
+    oh, ow = conv_out((h, w), k, s, p, d)
+    expected = np.zeros((h, w), dtype=int)
+    for r in range(oh):
+        for q in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    row, col = r * sh + i * dh - top, q * sw + j * dw - left
+                    if 0 <= row < h and 0 <= col < w:
+                        expected[row, col] += 1
     np.testing.assert_array_equal(overlap_count(shape[2:], k, s, p, d), expected)
 
 
@@ -217,3 +231,13 @@ def test_pad_input():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_im2col_indices_defaults_and_refusal():
+    """Defaults stride 1, padding 0, dilation 1: a 3×3 kernel on 5×5 reads 3×3 window origins."""
+    k, i, j = im2col_indices((1, 2, 5, 5), 3)
+    assert k.shape == (18, 1) and i.shape == j.shape == (18, 9)
+    assert i[0].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and j[0].tolist() == [0, 1, 2] * 3
+    message = r"^input_shape must have 4 dimensions \(N, C, H, W\), got \(5, 5\)$"
+    with pytest.raises(ValueError, match=message):
+        im2col_indices((5, 5), 3)

@@ -39,7 +39,7 @@ def test_each_preset_is_well_formed(name):
     assert "\n" not in preset.description
     assert preset.weights.dtype == np.float64 and preset.weights.ndim == 2
     assert np.all(np.isfinite(preset.weights))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         preset.weights[0, 0] = 3.0  # read-only: nobody can corrupt the shared table
 
 
@@ -86,7 +86,7 @@ def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="sobel_x") as info:
         kernels.get_preset("sobel_z")
     assert "sobel_z" in str(info.value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown kernel None; known kernels: .*sobel_x"):
         kernels.get_preset(None)  # type: ignore[arg-type]
 
 
@@ -104,8 +104,14 @@ def test_gaussian_generator(size, sigma):
 
 
 def test_gaussian_rejects_bad_arguments():
-    for size, sigma in [(0, 1.0), (2.5, 1.0), (3, 0.0), (3, -1.0), (3, float("nan"))]:
-        with pytest.raises(ValueError):
+    for size, sigma, message in [
+        (0, 1.0, "size must be a positive integer, got 0"),
+        (2.5, 1.0, "size must be a positive integer, got 2.5"),
+        (3, 0.0, "sigma must be a positive finite number, got 0.0"),
+        (3, -1.0, "sigma must be a positive finite number, got -1.0"),
+        (3, float("nan"), "sigma must be a positive finite number, got nan"),
+    ]:
+        with pytest.raises(ValueError, match=f"gaussian {message}"):
             kernels.gaussian(size, sigma)  # type: ignore[arg-type]
 
 
@@ -128,7 +134,7 @@ def test_gabor_generator():
     assert v[2, 2] == pytest.approx(1.0)
     # theta = pi/2 rotates it by a quarter turn
     np.testing.assert_allclose(kernels.gabor(5, math.pi / 2, 1.5, 3.0), v.T, atol=1e-12)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="gabor sigma must be a positive finite number, got 0.0"):
         kernels.gabor(5, 0.0, 0.0, 3.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="gabor wavelength must be a positive finite number, got -3.0"):
         kernels.gabor(5, 0.0, 1.0, -3.0)

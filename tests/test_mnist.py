@@ -118,7 +118,7 @@ def test_corrupt_gzip_raises(tmp_path):
     flipped = bytearray(good)
     flipped[12] ^= 0xFF
     (tmp_path / "flip.gz").write_bytes(bytes(flipped))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="flip.gz: corrupt or truncated gzip data"):
         mnist.read_idx(tmp_path / "flip.gz")
     (tmp_path / "fake.gz").write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="gzip"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import numeric_gradient, relative_error
+from textbook import pool_out
 
 from core.pool import (
     avg_pool2d,
@@ -16,7 +17,6 @@ from core.pool import (
     max_pool2d_backward_naive,
     max_pool2d_naive,
 )
-from core.shapes import pool_output_size
 
 # (x shape, kernel, stride, padding, dilation, ceil_mode)
 GRID = [
@@ -46,6 +46,7 @@ def test_max_pool_equals_loops(case):
     x = _x(shape)
     out, idx = max_pool2d(x, k, s, p, d, cm, return_indices=True)
     ref, ref_idx = max_pool2d_naive(x, k, s, p, d, cm)
+    assert out.shape == ref.shape == (*shape[:2], *pool_out(shape[2:], k, s, p, d, cm))
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(max_pool2d(x, k, s, p, d, cm), ref)
@@ -77,6 +78,7 @@ def test_avg_pool_equals_loops(case, count_include_pad, divisor_override):
     shape, k, s, p, cm = case
     x = _x(shape)
     args = (k, s, p, cm, count_include_pad, divisor_override)
+    assert avg_pool2d(x, *args).shape == (*shape[:2], *pool_out(shape[2:], k, s, p, 1, cm))
     np.testing.assert_allclose(avg_pool2d(x, *args), avg_pool2d_naive(x, *args), atol=1e-12)
     grad = np.random.default_rng(1).standard_normal(avg_pool2d(x, *args).shape)
     np.testing.assert_allclose(
@@ -202,7 +204,7 @@ def test_ceil_mode_keeps_a_window_wider_than_the_padded_input() -> None:
     # Width 2, kernel width 3, stride 2, ceil_mode: PyTorch gives one output column, the window clipped to the
     # two real columns (its third tap falls past the end). Without ceil_mode there is no output at all.
     x = np.arange(10, dtype=np.float64).reshape(1, 1, 5, 2) * np.array([1.0, -1.0])
-    assert pool_output_size((5, 2), (1, 3), (1, 2), 0, 1, ceil_mode=True) == (5, 1)
+    assert max_pool2d(x, (1, 3), (1, 2), ceil_mode=True).shape == (1, 1, 5, 1)
     pooled_max = max_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0]
     pooled_avg = avg_pool2d(x, (1, 3), (1, 2), ceil_mode=True)[0, 0, :, 0]
     np.testing.assert_array_equal(pooled_max, x[0, 0].max(axis=1))

@@ -111,7 +111,7 @@ def test_shrinking_the_budget_evicts_and_zero_holds_nothing():
 def test_with_field_appends_a_member():
     joined = orjson.loads(with_field(b'{"a":1}', "timing_ms", {"total": 1.5}))
     assert joined == {"a": 1, "timing_ms": {"total": 1.5}}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="with_field needs a non-empty JSON object"):
         with_field(b"{}", "x", 1)
 
 
