@@ -516,6 +516,20 @@ def test_downloads_png_and_npy_hold_the_maps(watched: Watched, server: Any, tmp_
     assert "F.conv2d(x, w, b, stride=(1, 1), dilation=(1, 1), groups=1)" in code
 
 
+def test_im2col_download_right_after_a_change_holds_the_new_matrix(watched: Watched, tmp_path: Any) -> None:
+    # the im2col view is off screen and filled in lazily (issue 9): a download asked for before it is filled
+    # must still save the matrix of the CURRENT settings, never the previous one
+    page = open_page(watched)
+    page.wait_for_function(  # every view filled in: the page holds the stride-1 matrix (9, 26 · 26)
+        "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+    )
+    press(page, "#stride")  # stride 1 → 2: (28 − 3) // 2 + 1 = 13 output rows and columns
+    with page.expect_download() as info:  # clicked at once, without scrolling the im2col panel into view
+        page.evaluate("() => document.querySelector('button[data-download=\"im2col-npy\"]').click()")
+    info.value.save_as(tmp_path / "im2col.npy")
+    assert np.load(tmp_path / "im2col.npy", allow_pickle=False).shape == (9, 13 * 13)
+
+
 def test_step_through_moves_the_selection_everywhere(watched: Watched) -> None:
     page = open_page(watched)
     page.wait_for_selector('#arith-value[data-position="0,12,16"]')

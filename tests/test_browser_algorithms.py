@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -32,7 +33,11 @@ def pixel(page: Any, selector: str, x: int, y: int) -> list[int]:
 def test_border_mode_draws_copied_pixels_and_exports_the_mode(watched: Watched) -> None:  # noqa: F811
     page = open_page(watched, "?image=sample:camera&side=28&pad=explicit&pt=3&pb=3&pl=3&pr=3")
     before = paints(page)
-    with page.expect_request(lambda r: r.url.endswith("/api/conv") and "reflect" in (r.post_data or "")):
+    # the conv request carries its query (?pictures=levels&explain=f,y,x, issue 9): match on the path
+    def conv_reflect(r: Any) -> bool:
+        return urlsplit(r.url).path == "/api/conv" and "reflect" in (r.post_data or "")
+
+    with page.expect_request(conv_reflect):
         page.select_option("#pm", "reflect")
     wait_repaint(page, before)
     width = page.evaluate("() => document.getElementById('input-canvas').width")

@@ -501,7 +501,13 @@ def test_im2col_column_labels_do_not_overlap(open_at: Opener, projector: bool) -
     page = open_at("?proj=1" if projector else "")
     page.wait_for_function("() => document.getElementById('im2col-canvas').width > 100")
     wait_idle(page)
+    # the im2col panel starts below the fold and is filled in when it comes into view (issue 9): scroll to it
+    # as a student would, then wait until every follow-up view holds the current paint's data
     page.locator("#panel-im2col").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+        " && document.getElementById('im2col-shape').textContent.length > 0"
+    )
     # each column label has a tick below it (in the band just above the matrix); the labels are drawn in the
     # scroller's font at 80 %, so the ticks must be further apart than the widest label is wide
     found = page.evaluate("""() => {

@@ -1,6 +1,7 @@
 // Share and export buttons: PNG and .npy downloads of the maps and matrices, and copying text to the clipboard.
 import { downloadBlob, downloadCanvas, downloadNpy, pytorchCode, slideCanvas } from './export.js';
 import { loadImage } from './render/common.js';
+import { loadPicture } from './render/pictures.js';
 import { queryFromState } from './state.js';
 
 /**
@@ -36,10 +37,14 @@ export function installDownloads(app, doc) {
       // slide-sized: square enlarged pixels and the colour bar (the exact numbers are in the .npy)
       const map = app.conv.conv.maps[f];
       const [, , oh, ow] = app.conv.conv.shape;
-      const image = await loadImage(map.png);
+      // the map as the page holds it: 8-bit colour-map levels (`?pictures=levels`) or a PNG data URL
+      const image = await loadPicture(map);
       const caption = `filter ${f}: ${oh} × ${ow} feature map, min ${map.min}, max ${map.max}`;
       downloadCanvas(slideCanvas(image, ow, oh, { lo: map.min, hi: map.max, colormap: map.colormap, caption }), `feature_map_${f}.png`);
     }
+    // im2col and the backward pass are filled in only when on screen or after a quiet moment (issue 9)
+    if (what.startsWith('im2col')) await app.ensureView('im2col');
+    if (what === 'gradx-npy') await app.ensureView('backward');
     if (what === 'im2col-png' && app.im2col) {
       const data = app.im2col;
       const image = await loadImage(data.png);

@@ -289,6 +289,19 @@ export function installFollowers(app, doc) {
     }
   };
 
+  /**
+   * The data of a view for the current paint, asked for now if the view is stale (off screen, not yet filled in):
+   * a download must never save the matrix of an earlier setting.
+   * @param {string} view  'im2col' | 'explain' | 'backward' | 'transpose' | 'channels'
+   * @returns {Promise<void>}
+   */
+  app.ensureView = async (view) => {
+    if (!app.convRequest || fresh[view] === app.paints) return;
+    const paint = app.paints;
+    await run(view);
+    if (paint === app.paints) markSettled();
+  };
+
   app.requestIm2col = () => want('im2col');
   app.requestExplain = () => want('explain');
   app.requestBackward = () => want('backward');
