@@ -81,7 +81,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines[: 4 + len(per_module)]))
-    print(f"\nreport: {args.out.relative_to(ROOT)}")
+    print(f"\nreport: {args.out}")
     return 0
 
 
