@@ -8,6 +8,7 @@ im2col bytes, output sizes) are worked out here from the textbook formulas.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
 import os
@@ -132,7 +133,9 @@ def post_endless(app, path: str, content_type: bytes, head: bytes, chunk: int, c
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, send))
+    # a thread of its own: after the browser tests, Playwright's sync API leaves a loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return status, json.loads(body), pulled
 
 
