@@ -244,8 +244,8 @@ def _forward(x: np.ndarray, weight: np.ndarray, b: np.ndarray | None, geometry: 
 # --------------------------------------------------------------------------------------------------
 
 
-def _twin_pair(value: Any) -> tuple[int, int]:
-    """``v`` → ``(v, v)``; a pair stays a pair."""
+def twin_pair(value: Any) -> tuple[int, int]:
+    """``v`` → ``(v, v)``; a pair stays a pair (the loop twins' own, not ``core.shapes.as_pair``)."""
     if isinstance(value, (int, np.integer)):
         return int(value), int(value)
     first, second = value
@@ -256,7 +256,7 @@ def _twin_padding(
     padding: Any, size: tuple[int, int], kernel: tuple[int, int], stride: Any, dilation: Any
 ) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)`` by the textbook rules (Dumoulin & Visin; TensorFlow's 'same')."""
-    (h, w), (kh, kw), (sh, sw), (dh, dw) = size, kernel, _twin_pair(stride), _twin_pair(dilation)
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = size, kernel, twin_pair(stride), twin_pair(dilation)
     if isinstance(padding, str):
         word = padding.strip().lower()
         if word == "valid":
@@ -319,7 +319,7 @@ def _twin_setup(
     if groups < 1 or c % groups or f % groups or cg * groups != c:
         raise ValueError(f"groups {groups} does not fit input channels {c}, weight {weight.shape}")
     top, bottom, left, right = _twin_padding(padding, (h, w), (kh, kw), stride, dilation)
-    (sh, sw), (dh, dw) = _twin_pair(stride), _twin_pair(dilation)
+    (sh, sw), (dh, dw) = twin_pair(stride), twin_pair(dilation)
     oh = _twin_output(h, kh, sh, dh, top, bottom)
     ow = _twin_output(w, kw, sw, dw, left, right)
     rows = _twin_sources(h, top, bottom, padding_mode)
@@ -604,8 +604,8 @@ def conv_transpose2d_naive(
         raise ValueError(f"weight {weight.shape} with groups {groups} does not fit {c_in} input channels")
     c_out = cog * groups
     b = _bias(bias, c_out, x.dtype)
-    (sh, sw), (ph, pw), (dh, dw) = _twin_pair(stride), _twin_pair(padding), _twin_pair(dilation)
-    oph, opw = _twin_pair(output_padding)
+    (sh, sw), (ph, pw), (dh, dw) = twin_pair(stride), twin_pair(padding), twin_pair(dilation)
+    oph, opw = twin_pair(output_padding)
     # Dumoulin & Visin, relationship 14 with dilation: o = (i − 1)·s − 2p + (k − 1)·d + 1 + output_padding
     oh_ = (h_ - 1) * sh - 2 * ph + (kh_ - 1) * dh + 1 + oph
     ow_ = (w_ - 1) * sw - 2 * pw + (kw_ - 1) * dw + 1 + opw

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from core.conv import twin_pair
 from core.im2col import as_float_array, check_ndim
 from core.shapes import IntOrPair, as_pair, effective_kernel, pool_output_size, pool_padding
 
@@ -107,13 +108,6 @@ def _grad(grad_out: Any, x: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _twin_pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    first, second = value
-    return int(first), int(second)
-
-
 def _twin_setup(
     x: Any,
     kernel_size: IntOrPair,
@@ -131,8 +125,8 @@ def _twin_setup(
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", "(N, C, H, W)")
-    k, d, p = _twin_pair(kernel_size), _twin_pair(dilation), _twin_pair(padding)
-    s = k if stride is None else _twin_pair(stride)
+    k, d, p = twin_pair(kernel_size), twin_pair(dilation), twin_pair(padding)
+    s = k if stride is None else twin_pair(stride)
     out = []
     for n, kk, ss, pp, dd in zip(x.shape[2:], k, s, p, d, strict=True):
         numerator = n + 2 * pp - (kk - 1) * dd - 1

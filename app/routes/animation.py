@@ -37,7 +37,7 @@ from app.compute import forward, prepare
 from app.errors import BodyError
 from app.image_source import load_array
 from app.responses import OrjsonResponse
-from app.routes.conv import COMPUTE_ERRORS, conv_query, validate_conv_query
+from app.routes.conv import COMPUTE_ERRORS, conv_query, query_errors, validate_conv_query
 from app.schemas import MAX_TRANSPOSE_SIDE, ConvRequest
 from app.settings import Settings, SettingsDep
 from core.conv import conv_transpose2d
@@ -387,11 +387,8 @@ def _answer(
         return Response(status_code=304, headers=headers)
     extension = "png" if media == "image/png" else "gif"
     headers["Content-Disposition"] = f'inline; filename="convlens_{options.kind}.{extension}"'
-    try:
+    with query_errors():  # every field of this GET is a query parameter
         content = build(request, options, settings, fmt)
-    except BodyError as exc:
-        exc.loc[0] = "query"  # every field of this GET is a query parameter
-        raise
     return Response(content, media_type=media, headers=headers)
 
 

@@ -439,7 +439,7 @@ async def get_conv_png(
         return request
     if stage not in ("conv", "pool"):
         raise QueryError("stage", f"stage must be 'conv' or 'pool', got {stage!r}")
-    with _query_errors():
+    with query_errors():
         await run_in_threadpool(image_info, request.image, settings)  # 404 before anything else
         key = json.dumps([RENDER_VERSION, request.model_dump(mode="json"), stage, columns], sort_keys=True)
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
@@ -458,7 +458,7 @@ async def get_conv_png(
 
 
 @contextlib.contextmanager
-def _query_errors() -> Iterator[None]:
+def query_errors() -> Iterator[None]:
     """Re-address a 422 about a body field (from ``core`` or a check) to its query parameter."""
     try:
         yield
