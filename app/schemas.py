@@ -482,8 +482,10 @@ class PaddingOut(BaseModel):
 
 
 class InputOut(BaseModel):
-    shape: list[int]
-    png: str
+    shape: list[int] = Field(description="[N, C, H, W] of the input after loading (max_side, color).")
+    png: str | None = Field(
+        description="The input as a PNG data URL; null with ``?input=shape`` (the client already has it)."
+    )
 
 
 class LevelsOut(BaseModel):

@@ -6,10 +6,11 @@ Starts ``uvicorn app.main:app --workers 2 --http app.tcp:NoDelayH11`` on 127.0.0
 - each student drags a slider in **bursts of 8 steps 120 ms apart, then pauses 2-4 s**; a quarter of the
   students work on ``sample:astronaut`` at 256 px RGB with 8 filters 3×3, the rest on an MNIST digit;
 - one **step** is what ``static/js`` sends: ``POST /api/conv?pictures=levels&explain=f,y,x`` (the maps as
-  8-bit levels, with the arithmetic of the selected position), then 60 ms after its answer the follow-ups
-  of the views on screen (``--view``: ``top`` = the first screen at 1280×720, nothing more: the RGB
-  per-channel view comes with the conv too, ``&channels=f``; ``all`` = every view); a newer step aborts
-  the unfinished requests of the previous one (the page's ``api.latest``);
+  8-bit levels, with the arithmetic of the selected position; ``&input=shape`` once the student's page has
+  the input picture), then 60 ms after its answer the follow-ups of the views on screen (``--view``:
+  ``top`` = the first screen at 1280×720, nothing more; ``all`` = every view, the RGB per-channel view
+  riding on the conv as ``&channels=f``); a newer step aborts the unfinished requests of the previous one
+  (the page's ``api.latest``);
 - 250 ms after the last step of a burst, the page fills in the views off screen (im2col, explain,
   backward, transpose, per-channel view for RGB): counted as the burst's **fill**;
 - ``--heavy`` adds one student sending the heaviest ``/api/backward`` the limits allow, back to back.
@@ -233,12 +234,13 @@ def followers(body: dict[str, Any], views: set[str], channels: int) -> list[tupl
     return out
 
 
-ALL_VIEWS = {"im2col", "backward", "transpose"}
-"""The views with a request of their own: explain and the per-channel view come with the conv answer
-(``&explain=f,y,x``, ``&channels=f``)."""
+ALL_VIEWS = {"im2col", "backward", "transpose", "channels"}
+"""The follow-up views (the arithmetic view always comes with the conv answer, ``&explain=f,y,x``). The RGB
+per-channel view rides on the conv answer (``&channels=f``) while on screen, and is a request of its own
+when filled in later."""
 VIEWS = {"top": (set(), set()), "all": (ALL_VIEWS, ALL_VIEWS), "none": (set(), set())}
-"""Views on screen while dragging, (digit, photo). ``top``: the first screen at 1280×720 — the maps, the
-arithmetic view and (RGB) the per-channel view, all carried by the conv answer."""
+"""Views on screen while dragging, (digit, photo). ``top``: the first screen at 1280×720 — the maps and the
+arithmetic view, both in the conv answer."""
 
 
 @dataclass
@@ -271,7 +273,7 @@ class Student:
     ) -> None:
         self.browser, self.rng, self.photo, self.view, self.stats = browser, rng, photo, view, stats
         self.kernels, self.deadline = kernels, deadline
-        self.conv_path = CONV_PATH + ("&channels=0" if photo else "")
+        self.has_input = False  # the page asks ?input=shape once it has drawn the input picture
         if photo:
             self.s = {
                 "image": "sample:astronaut",
@@ -310,6 +312,12 @@ class Student:
         else:
             self.s["filters"][-1] = self.rng.choice(PRESETS_3X3)
 
+    @property
+    def conv_path(self) -> str:
+        """The conv request of a step, as main.js builds it."""
+        carried = "&channels=0" if self.photo and "channels" in self.view else ""
+        return CONV_PATH + carried + ("&input=shape" if self.has_input else "")
+
     async def fetch(self, what: str, path: str, body: Any) -> int:
         status, _, data = await self.browser.send("POST", path, body)
         self.stats.status(status, what, data)
@@ -318,7 +326,8 @@ class Student:
     async def step(self, body: dict[str, Any]) -> None:
         start = time.perf_counter()
         if await self.fetch("conv", self.conv_path, body) == 200:
-            todo = followers(body, self.view, 3 if self.photo else 1)
+            self.has_input = True
+            todo = followers(body, self.view - {"channels"}, 3 if self.photo else 1)
             if todo:
                 await asyncio.sleep(FOLLOW_DELAY)
                 await asyncio.gather(*(self.fetch(*r) for r in todo))

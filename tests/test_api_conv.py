@@ -436,3 +436,24 @@ def test_input_picture_is_the_input_array(client):
         np.rint(image_array("sample:astronaut", "rgb", 64)[0] * 255).astype(np.uint8).transpose(1, 2, 0)
     )
     np.testing.assert_array_equal(picture, expected)
+
+
+def test_input_shape_leaves_out_only_the_input_picture(client):
+    """``?input=shape`` (a slider step whose page already drew this input): ``input.png`` is null, and the
+    maps, steps and the rest are the same as with the picture — also when the answer is a cache hit."""
+    request = {"image": "sample:astronaut", "color": "rgb", "max_side": 64, "weight": ["sobel_x", "emboss"]}
+    full = client.post("/api/conv?pictures=levels&explain=0,3,4", json=request).json()
+    for _ in range(2):  # the second answer comes from the response cache
+        bare = client.post("/api/conv?pictures=levels&explain=0,3,4&input=shape", json=request).json()
+        assert bare["input"] == {"shape": [1, 3, 64, 64], "png": None}
+        for name in ("conv", "pool", "padding", "steps", "warnings", "facts", "explain"):
+            assert bare[name] == full[name], name
+    # and asking for the picture after a bare answer still gets it (the cache keys the two apart)
+    again = client.post("/api/conv?pictures=levels&explain=0,3,4", json=request).json()
+    assert again["input"]["png"] == full["input"]["png"] and again["input"]["png"].startswith("data:image/png")
+
+
+def test_input_query_refuses_other_words(client):
+    response = client.post("/api/conv?input=none", json={"image": "mnist:0"})
+    assert response.status_code == 422
+    assert "input" in response.text and "'png' or 'shape'" in response.text

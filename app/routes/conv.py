@@ -71,10 +71,13 @@ def conv_payload(
     timing: dict[str, float],
     pictures: Pictures = "png",
     explained: tuple[list[dict[str, Any]], list[str], dict[str, Any]] | None = None,
+    with_input: bool = True,
 ) -> dict[str, Any]:
     """The ``POST /api/conv`` body (see the API contract); maps as PNGs or as ``levels``.
 
     ``explained``: the layer's steps, warnings and facts when already at hand (:meth:`Layer.explained`).
+    ``with_input``: False leaves the input's PNG out (``input.png`` null): the page sends ``?input=shape``
+    once it has drawn this image at this size, so a slider step does not carry the same picture again.
     """
     start = time.perf_counter()
     x = prepared.x
@@ -101,7 +104,7 @@ def conv_payload(
             )
             pool_maps.append(entry)
         pool_block = {"shape": list(result.pooled.shape), "mode": request.pool.mode, "maps": pool_maps}
-    input_png = input_data_url(x)
+    input_png = input_data_url(x) if with_input else None
     timing["encode"] = (time.perf_counter() - start) * 1000
     explanation = prepared.explanation
     if explained is None:
@@ -205,6 +208,13 @@ async def post_conv(
         description="A filter f: also send, under `channels`, the contribution of each of its input channels "
         "(the convolution of that channel alone with w[f, c], no bias, no activation) as conv maps.",
     ),
+    input_picture: Literal["png", "shape"] = Query(
+        default="png",
+        alias="input",
+        description="'png': `input.png` is the input as a PNG data URL; 'shape': `input.png` is null (for a "
+        "client that already drew this image at this max_side and color: a slider step then does not carry "
+        "the same picture again).",
+    ),
 ) -> Response:
     """Convolution (+ bias), activation and pooling of an image: every map as a picture with its range.
 
@@ -218,7 +228,9 @@ async def post_conv(
         stages = dict(layer.prepared.timing)
         check_pictures(conv_pixels(layer.prepared, req.pool is not None), st)
         result = layer.forward(req.activation, req.pool, stages)
-        payload = conv_payload(req, layer.prepared, result, stages, pictures, layer.explained())
+        payload = conv_payload(
+            req, layer.prepared, result, stages, pictures, layer.explained(), input_picture == "png"
+        )
         if explain is not None:
             payload["explain"] = explained_at(req, st, layer, [int(v) for v in explain.split(",")])
         if channels is not None:
@@ -226,8 +238,8 @@ async def post_conv(
         timing.update(payload.pop("timing_ms"))  # this request's, attached below (not cached)
         return json_bytes(payload)
 
-    plain = pictures == "png" and explain is None and channels is None
-    extra: tuple[Any, ...] = () if plain else (pictures, explain, channels)
+    plain = pictures == "png" and explain is None and channels is None and input_picture == "png"
+    extra: tuple[Any, ...] = () if plain else (pictures, explain, channels, input_picture)
     body, state = await layer_body("POST /api/conv", request, http, settings, build, extra=extra)
     if state == "hit":
         timing["cache"] = elapsed_ms(start)

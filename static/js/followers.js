@@ -49,6 +49,7 @@ export function installFollowers(app, doc) {
    * @returns {boolean}
    */
   const onScreen = (view) => !observer || VIEW_PANELS[view].some((id) => visible.has(id));
+  app.viewOnScreen = onScreen;
 
   /** Ask for a view now, for the current paint. */
   const run = (view) => {

@@ -83,6 +83,10 @@ function createApp(doc) {
     presetNames: [],
     imageInfo: new Map(),
     inputSizes: new Map(),
+    /** The input picture last drawn: {key: 'image|max_side|color', png: data URL, image: Promise<Image>}. */
+    inputPicture: null,
+    /** Whether a follow-up view is on screen (followers.js); every view counts as on screen until then. */
+    viewOnScreen: () => true,
     geometry: null,
     conv: null,
     convRequest: null,
@@ -466,16 +470,30 @@ function createApp(doc) {
   /** POST /api/conv, then paint the input, maps and shape panel, then ask for the follow-up views. */
   app.requestConv = async () => {
     const body = app.convBody();
+    const inputKey = `${body.image}|${body.max_side}|${body.color}`;
     let answer;
     try {
       const [f] = app.state.pos;
-      const extra = channelsPerFilter() > 1 ? `&channels=${Math.min(f, body.weight.length - 1)}` : '';
+      // the per-channel view rides along with the maps only while it is on screen (else it is filled in
+      // by its own request once the page is quiet); the input picture is sent once per image and size
+      const channels = channelsPerFilter() > 1 && app.viewOnScreen('channels');
+      const extra = (channels ? `&channels=${Math.min(f, body.weight.length - 1)}` : '') +
+        (app.inputPicture?.key === inputKey ? '&input=shape' : '');
       answer = await track(api.latest('conv', `/api/conv?pictures=levels&explain=${app.state.pos.join(',')}${extra}`, body));
     } catch (error) {
       if (error instanceof Superseded) return;
       problem(error instanceof ApiError ? error.message : `could not reach the server: ${error.message}`);
       app.setStale(true);
       return;
+    }
+    if (answer.input.png === null) {
+      if (app.inputPicture?.key !== inputKey) {
+        app.inputPicture = null; // cannot happen (only an accepted answer sets it), but never draw a wrong input
+        return app.requestConv();
+      }
+      answer.input.png = app.inputPicture.png;
+    } else if (app.inputPicture?.png !== answer.input.png) {
+      app.inputPicture = { key: inputKey, png: answer.input.png, image: loadImage(answer.input.png) };
     }
     const [, , h, w] = answer.input.shape;
     const key = `${app.state.image}|${app.state.side}`;
@@ -501,7 +519,7 @@ function createApp(doc) {
     const count = answer.conv.maps.length;
     const target = (s.proj ? 1.15 : 1) * (count === 1 ? 330 : count === 2 ? 250 : 170);
     const [image] = await Promise.all([
-      loadImage(answer.input.png),
+      app.inputPicture?.png === answer.input.png ? app.inputPicture.image : loadImage(answer.input.png),
       drawMaps($('maps'), answer.conv, 'map', target),
       answer.pool ? drawMaps($('pooled'), answer.pool, 'pool', target * 0.7) : Promise.resolve(),
     ]);
