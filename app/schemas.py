@@ -233,6 +233,8 @@ def _check_rectangular(value: list[Any], name: str) -> None:
     def shape_of(v: Any) -> tuple[int, ...]:
         if not isinstance(v, list):
             return ()
+        if not any(isinstance(item, list) for item in v):
+            return (len(v),)  # a row of numbers (the common case: no call per number)
         shapes = {shape_of(item) for item in v}
         if len(shapes) != 1:
             lengths = sorted({s[0] for s in shapes if s})

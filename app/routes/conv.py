@@ -253,9 +253,14 @@ def explained_at(
     """The ``POST /api/explain`` answer at ``position`` on this layer, or None outside the output."""
     from app.routes.explain import explain_payload  # late: explain imports this module
 
-    fields = request.model_dump(exclude={"values", "region", "pool"})
+    # the request is validated already and the position matched ^\d{1,6},\d{1,6},\d{1,6}$: build the explain
+    # request from the validated fields instead of validating the weights a second time
+    fields = {name: getattr(request, name) for name in type(request).model_fields}
+    explain = ExplainRequest.model_construct(
+        **{**fields, "values": False, "region": None, "pool": None}, position=position
+    )
     try:
-        return explain_payload(ExplainRequest(**fields, position=position), settings, layer)
+        return explain_payload(explain, settings, layer)
     except (BodyError, ValidationError):
         return None
 
