@@ -450,7 +450,8 @@ def test_input_shape_leaves_out_only_the_input_picture(client):
             assert bare[name] == full[name], name
     # and asking for the picture after a bare answer still gets it (the cache keys the two apart)
     again = client.post("/api/conv?pictures=levels&explain=0,3,4", json=request).json()
-    assert again["input"]["png"] == full["input"]["png"] and again["input"]["png"].startswith("data:image/png")
+    assert again["input"]["png"] == full["input"]["png"]
+    assert again["input"]["png"].startswith("data:image/png")
 
 
 def test_input_query_refuses_other_words(client):
