@@ -640,3 +640,47 @@ def test_a_pinned_pixel_stays_when_the_image_changes(page: Any) -> None:
     assert query_of(page)["image"] == "mnist:1"
     page.wait_for_selector('#arith-value[data-position="0,9,11"]')
     assert page.get_attribute("#maps", "data-pinned") == "true"
+
+
+# --------------------------------------------------------------------------------------------------
+# a slider step asks only for what it shows (issue 9)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_step_sends_the_input_picture_once_and_the_channel_view_only_on_screen(page: Any) -> None:
+    """On an RGB photo: the first answer carries the input picture, later steps ask ``input=shape`` and
+    still draw the same input; the per-channel view rides on the conv request only while it is on screen,
+    and is filled in by its own request when it is not."""
+    convs: list[str] = []
+    page.on("request", lambda r: convs.append(r.url) if "/api/conv?" in r.url else None)
+    open_page(page, "?image=sample:chelsea&color=rgb&side=64&k=sobel_x,emboss")
+    page.wait_for_function("() => document.body.dataset.settled === document.getElementById('maps').dataset.paints")
+    steps = [u for u in convs if "explain=" in u]
+    assert steps and "input=shape" not in steps[0]
+    input_before = canvas_fingerprint(page, "#input-canvas")
+    assert not page.evaluate("() => { const r = document.getElementById('panel-channels').getBoundingClientRect();"
+                             " return r.top < innerHeight && r.bottom > 0; }")  # off screen at 1280×720
+    # one step of the kernel-height slider (and back: the same input is drawn with the same padding)
+    for key in ("ArrowRight", "ArrowLeft"):
+        before = paints(page)
+        page.focus("#kh")
+        page.keyboard.press(key)
+        wait_repaint(page, before)
+    page.wait_for_function("() => document.body.dataset.settled === document.getElementById('maps').dataset.paints")
+    steps = [u for u in convs if "explain=" in u]
+    assert len(steps) >= 3 and all("input=shape" in u for u in steps[1:]), steps
+    assert not any("channels=" in u for u in steps), steps  # the per-channel view was off screen
+    assert canvas_fingerprint(page, "#input-canvas") == input_before
+    # filled in by a request of its own once the page was quiet
+    assert any("explain=" not in u for u in convs), convs
+    assert page.locator("#channels canvas[id^=chan-map-]").count() == 3
+    # on screen, it rides on the step again
+    page.locator("#panel-channels").scroll_into_view_if_needed()
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    count = len(convs)
+    before = paints(page)
+    # moved without focusing it (focus would scroll the slider, and not the panel, into view)
+    page.evaluate("""() => { const s = document.getElementById('kh'); s.value = String(Number(s.value) + 1);
+                             s.dispatchEvent(new Event('input', { bubbles: true })); }""")
+    wait_repaint(page, before)
+    assert any("explain=" in u and "channels=0" in u for u in convs[count:]), convs[count:]
