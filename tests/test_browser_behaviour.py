@@ -647,6 +647,10 @@ def test_a_pinned_pixel_stays_when_the_image_changes(page: Any) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+SETTLED = "() => document.body.dataset.settled === document.getElementById('maps').dataset.paints"
+"""Every view holds the data of the last paint."""
+
+
 def test_a_step_sends_the_input_picture_once_and_the_channel_view_only_on_screen(page: Any) -> None:
     """On an RGB photo: the first answer carries the input picture, later steps ask ``input=shape`` and
     still draw the same input; the per-channel view rides on the conv request only while it is on screen,
@@ -654,19 +658,20 @@ def test_a_step_sends_the_input_picture_once_and_the_channel_view_only_on_screen
     convs: list[str] = []
     page.on("request", lambda r: convs.append(r.url) if "/api/conv?" in r.url else None)
     open_page(page, "?image=sample:chelsea&color=rgb&side=64&k=sobel_x,emboss")
-    page.wait_for_function("() => document.body.dataset.settled === document.getElementById('maps').dataset.paints")
+    page.wait_for_function(SETTLED)
     steps = [u for u in convs if "explain=" in u]
     assert steps and "input=shape" not in steps[0]
     input_before = canvas_fingerprint(page, "#input-canvas")
-    assert not page.evaluate("() => { const r = document.getElementById('panel-channels').getBoundingClientRect();"
-                             " return r.top < innerHeight && r.bottom > 0; }")  # off screen at 1280×720
+    on_screen = "() => { const r = document.getElementById('panel-channels').getBoundingClientRect(); " \
+        "return r.top < innerHeight && r.bottom > 0; }"
+    assert not page.evaluate(on_screen)  # off screen at 1280×720
     # one step of the kernel-height slider (and back: the same input is drawn with the same padding)
     for key in ("ArrowRight", "ArrowLeft"):
         before = paints(page)
         page.focus("#kh")
         page.keyboard.press(key)
         wait_repaint(page, before)
-    page.wait_for_function("() => document.body.dataset.settled === document.getElementById('maps').dataset.paints")
+    page.wait_for_function(SETTLED)
     steps = [u for u in convs if "explain=" in u]
     assert len(steps) >= 3 and all("input=shape" in u for u in steps[1:]), steps
     assert not any("channels=" in u for u in steps), steps  # the per-channel view was off screen
