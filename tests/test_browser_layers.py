@@ -264,3 +264,58 @@ def test_weights_download_and_upload_round_trip(page: Any, server: Any, tmp_path
     }
     expected = httpx.post(server.url + "/api/stack", json=body, timeout=30).json()
     assert after == expected["layers"][0]["maps"][0]["png"]
+
+
+def wait_conv_settled(page: Any, maps: int) -> None:
+    """The convolution view shows ``maps`` feature maps and every follow-up view has caught up."""
+    page.wait_for_function(
+        "(n) => !document.getElementById('conv-view').hidden"
+        " && document.querySelectorAll('#maps canvas.map').length === n"
+        " && document.body.dataset.busy === '0'"
+        " && document.body.dataset.settled === document.getElementById('maps').dataset.paints",
+        arg=maps,
+    )
+
+
+def value_at(page: Any, f: int, y: int, x: int) -> float:
+    """Hover output (f, y, x) of the convolution view and read the value its arithmetic panel shows."""
+    canvas = page.locator(f"#map-{f}")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    h, w = page.evaluate(f"() => [document.getElementById('map-{f}').height, document.getElementById('map-{f}').width]")
+    page.mouse.move(box["x"] + (x + 0.5) * box["width"] / w, box["y"] + (y + 0.5) * box["height"] / h)
+    shown = page.wait_for_selector(f'#arith-value[data-position="{f},{y},{x}"]')
+    return float(shown.get_attribute("data-value"))
+
+
+def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: Any) -> None:
+    open_layers(page, server, f"image=mnist:0&color=gray&side=28&stack={quote(LENET)}")
+    page.wait_for_function("() => document.querySelectorAll(\"img.lv-map[data-layer='3']\").length === 16")
+    page.locator("button.lv-open[data-layer='3']").click()
+    wait_conv_settled(page, 16)
+    assert "Opened layer 3" in page.text_content("#status")
+    assert "14 × 14 × 6" in page.text_content("#image-info")  # its input: 6 channels of 14×14 (after the pool)
+    # the reference: the stack's own output after layer 3 and its ReLU (layer 4), asked for independently
+    stack = httpx.post(
+        server.url + "/api/stack",
+        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET, "values": True},
+        timeout=30,
+    ).json()
+    expected = np.array([m["values"] for m in stack["layers"][4]["maps"]])
+    assert expected.shape == (16, 10, 10)
+    # the pixels where filters 0 and 9 respond most (not a zero switched off by the ReLU)
+    units = [(f, *np.unravel_index(int(np.argmax(expected[f])), (10, 10))) for f in (0, 9)]
+    for f, y, x in units:
+        assert expected[f, y, x] > 0
+        assert value_at(page, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
+    # a link to the opened layer reopens it (its weights are read from the stack again, not carried in it)
+    page.wait_for_function("() => location.search.includes('lo=3')")
+    url = page.url
+    assert "&w=" not in url and "image=act%3A" in url
+    other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    other.goto(url)
+    wait_conv_settled(other, 16)
+    f, y, x = units[1]
+    assert value_at(other, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
+    assert other.url.split("?", 1)[1] == url.split("?", 1)[1]
+    other.context.close()
