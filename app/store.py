@@ -197,9 +197,7 @@ class UploadStore:
         Never write (uploads of new images are 503; images already stored are still served).
     """
 
-    def __init__(
-        self, root: Path, max_bytes: int, retention_seconds: float, read_only: bool = False
-    ) -> None:
+    def __init__(self, root: Path, max_bytes: int, retention_seconds: float, read_only: bool = False) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.retention_seconds = retention_seconds
@@ -266,9 +264,7 @@ class UploadStore:
 
     # ------------------------------------------------------------------ writing
 
-    def save(
-        self, data: bytes, info: dict[str, int] | None = None, activation: bool = False
-    ) -> SaveResult:
+    def save(self, data: bytes, info: dict[str, int] | None = None, activation: bool = False) -> SaveResult:
         """Store ``data`` (PNG bytes) under its SHA-256, atomically, with ``info`` in ``<id>.json``.
 
         The first upload's ``info`` is kept (the same pixels can come from different originals). With

@@ -175,9 +175,10 @@ def test_layer_zero_opens_in_the_convolution_view(page: Any, server: Any) -> Non
         + quote("nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2))"),
     )
     assert "model = nn.Sequential(" in page.locator(".lv-code").input_value()
-    # 30 filters are more than the convolution view's 8: it says so and stays here
+    # 30 filters are more than the convolution view's 16: it says which limit, and stays here
     page.locator("button.lv-open[data-layer='0']").click()
     page.wait_for_function("() => document.getElementById('status').textContent.includes('cannot be opened')")
+    assert "it has 30 filters, the convolution view shows at most 16" in page.text_content("#status")
     assert page.locator("#layers-view").is_visible()
     # LeNet's layer 0 (6 filters 5×5, padding 2) opens with its weights and geometry
     page.fill(".lv-text", LENET)
@@ -190,18 +191,19 @@ def test_layer_zero_opens_in_the_convolution_view(page: Any, server: Any) -> Non
     page.wait_for_function("() => !document.getElementById('conv-view').hidden")
     page.wait_for_function("() => location.search.includes('tab=conv')")
     query = page.url.split("?", 1)[1]
-    for part in ("kh=5", "kw=5", "pt=2", "pb=2", "pad=explicit", "image=mnist%3A0", "color=gray"):
+    # layer 0 reads the image itself, which the convolution view shows as the image
+    for part in ("kh=5", "kw=5", "pt=2", "pb=2", "pad=explicit", "image=mnist%3A0", "color=gray", "lo=0"):
         assert part in query, (part, query)
-    assert query.count("custom") == 6
-    weights = httpx.post(
-        page.url.split("?")[0] + "api/stack",
-        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET},
+    assert "&w=" not in query  # the weights are the stack's: the link names the layer instead
+    wait_conv_settled(page, 6)
+    stack = httpx.post(
+        server.url + "/api/stack",
+        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET, "values": True},
         timeout=30,
-    ).json()["layers"][0]["weight"]
-    first = page.evaluate(
-        "() => new URLSearchParams(location.search).get('w').split(';')[0].split(',').map(Number)"
-    )
-    assert first == pytest.approx([v for row in weights[0][0] for v in row], rel=1e-6)
+    ).json()
+    expected = np.array([m["values"] for m in stack["layers"][1]["maps"]])  # after its ReLU
+    y, x = np.unravel_index(int(np.argmax(expected[2])), expected[2].shape)
+    assert value_at(page, 2, int(y), int(x)) == pytest.approx(expected[2, y, x], rel=1e-5, abs=1e-6)
 
 
 def test_a_map_pixel_can_be_chosen_with_the_keyboard(page: Any, server: Any) -> None:
@@ -282,7 +284,9 @@ def value_at(page: Any, f: int, y: int, x: int) -> float:
     canvas = page.locator(f"#map-{f}")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    h, w = page.evaluate(f"() => [document.getElementById('map-{f}').height, document.getElementById('map-{f}').width]")
+    h, w = page.evaluate(
+        f"() => [document.getElementById('map-{f}').height, document.getElementById('map-{f}').width]"
+    )
     page.mouse.move(box["x"] + (x + 0.5) * box["width"] / w, box["y"] + (y + 0.5) * box["height"] / h)
     shown = page.wait_for_selector(f'#arith-value[data-position="{f},{y},{x}"]')
     return float(shown.get_attribute("data-value"))
@@ -294,7 +298,8 @@ def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: An
     page.locator("button.lv-open[data-layer='3']").click()
     wait_conv_settled(page, 16)
     assert "Opened layer 3" in page.text_content("#status")
-    assert "14 × 14 × 6" in page.text_content("#image-info")  # its input: 6 channels of 14×14 (after the pool)
+    # its input: 6 channels of 14×14 (the output of the pool before it)
+    assert "14 × 14 × 6" in page.text_content("#image-info")
     # the reference: the stack's own output after layer 3 and its ReLU (layer 4), asked for independently
     stack = httpx.post(
         server.url + "/api/stack",
