@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -317,10 +318,21 @@ def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: An
     page.wait_for_function("() => location.search.includes('lo=3')")
     url = page.url
     assert "&w=" not in url and "image=act%3A" in url
+    # even after the store evicted the activation: the link names the stack and the layer, not just the file
+    digest = page.evaluate("() => new URLSearchParams(location.search).get('image')")[4:]
+    stored = Path(server.env["CONVLENS_STORE_DIR"]) / f"{digest}.npy"
+    assert stored.is_file()
+    stored.unlink()
     other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     other.goto(url)
     wait_conv_settled(other, 16)
     f, y, x = units[1]
     assert value_at(other, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
     assert other.url.split("?", 1)[1] == url.split("?", 1)[1]
+    assert stored.is_file()  # stored again, under the same content-derived id
+    # a bare activation id that is not stored (and no layer to rebuild it from) is said plainly
+    other.goto(f"{server.url}/?tab=conv&image=act%3A{'0' * 64}&lc=6")
+    other.wait_for_function("() => document.getElementById('status').textContent.includes('no longer stored')")
+    wait_conv_settled(other, 1)
+    assert "image=mnist%3A0" in other.url
     other.context.close()
