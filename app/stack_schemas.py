@@ -308,6 +308,10 @@ class OpenedConvOut(BaseModel):
     weight: list[list[list[list[float]]]] = Field(description="(F, C/groups, KH, KW)")
     bias: list[float] | None
     relu_after: bool = Field(description="The next layer of the stack is a ReLU.")
+    pool_after: dict[str, Any] | None = Field(
+        description="The pooling layer right after it (or after its ReLU): mode ('max'/'avg'), kernel_size, "
+        "stride, padding, dilation, ceil_mode, count_include_pad; null when there is none."
+    )
 
 
 class ActivationResponse(BaseModel):

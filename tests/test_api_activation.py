@@ -102,6 +102,16 @@ def test_the_stored_activation_is_the_stack_prefix_and_conv_on_it_is_the_next_la
         [0, 0, 0, 0],
     )
     assert conv["relu_after"] is True and conv["groups"] == 1
+    # the stack's pool after that ReLU, for the convolution view's pooling
+    assert conv["pool_after"] == {
+        "mode": "max",
+        "kernel_size": [2, 2],
+        "stride": [2, 2],
+        "padding": [0, 0],
+        "dilation": [1, 1],
+        "ceil_mode": False,
+        "count_include_pad": True,
+    }
     # the file: <sha256>.npy in the upload store, named by its bytes, a plain float32 array
     digest = opened["id"][4:]
     data = (settings.store_dir / f"{digest}.npy").read_bytes()
@@ -195,7 +205,7 @@ def test_grouped_dilated_strided_layer_on_an_rgb_photo(client, settings):
     opened = _open(client, 3, **common).json()
     assert opened["shape"] == [8, 17, 17]  # 64 → conv s2 p1 → 32 → avg 3 s2 p1 ceil: ceil(31 / 2) + 1 = 17
     assert opened["conv"]["groups"] == 2 and opened["conv"]["padding"] == [2, 2, 2, 2]
-    assert opened["conv"]["relu_after"] is False
+    assert opened["conv"]["relu_after"] is False and opened["conv"]["pool_after"] is None
     weights = _weights(client, **common)
     x = torch.from_numpy(np.array(load_array("sample:astronaut", "rgb", 64, settings)))
     h = F.conv2d(
@@ -217,6 +227,8 @@ def test_grouped_dilated_strided_layer_on_an_rgb_photo(client, settings):
     # layer 0 reads the image itself: its activation is the image's array
     first = _open(client, 0, **common).json()
     assert first["shape"] == [3, 64, 64]
+    assert first["conv"]["relu_after"] is True
+    assert first["conv"]["pool_after"]["mode"] == "avg" and first["conv"]["pool_after"]["ceil_mode"] is True
     digest = first["id"][4:]
     stored = np.load(settings.store_dir / f"{digest}.npy", allow_pickle=False)
     np.testing.assert_array_equal(stored, x[0].numpy())

@@ -314,6 +314,11 @@ def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: An
     for f, y, x in units:
         assert expected[f, y, x] > 0
         assert value_at(page, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
+    # its ReLU and the max pool after it are the convolution view's activation and pooling
+    query = page.url.split("?", 1)[1]
+    for part in ("act=relu", "pool=max", "pk=2", "ps=2", "pp=0"):
+        assert part in query, (part, query)
+    assert page.locator("#pooled canvas.map").count() == 16
     # a link to the opened layer reopens it (its weights are read from the stack again, not carried in it)
     page.wait_for_function("() => location.search.includes('lo=3')")
     url = page.url
@@ -332,7 +337,9 @@ def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: An
     assert stored.is_file()  # stored again, under the same content-derived id
     # a bare activation id that is not stored (and no layer to rebuild it from) is said plainly
     other.goto(f"{server.url}/?tab=conv&image=act%3A{'0' * 64}&lc=6")
-    other.wait_for_function("() => document.getElementById('status').textContent.includes('no longer stored')")
+    other.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('no longer stored')"
+    )
     wait_conv_settled(other, 1)
     assert "image=mnist%3A0" in other.url
     other.context.close()

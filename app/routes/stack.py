@@ -185,6 +185,8 @@ def activation_payload(request: ActivationRequest, settings: Settings) -> dict[s
     entry = prepared.params[request.layer]
     assert entry is not None
     following = prepared.layers[request.layer + 1] if request.layer + 1 < count else None
+    after = request.layer + (2 if isinstance(following, L.ReLU) else 1)
+    pool = prepared.layers[after] if after < count else None
     return {
         "id": saved.image_id,
         "layer": request.layer,
@@ -202,7 +204,23 @@ def activation_payload(request: ActivationRequest, settings: Settings) -> dict[s
             "weight": arr(entry.weight),
             "bias": None if entry.bias is None else arr(entry.bias),
             "relu_after": isinstance(following, L.ReLU),
+            "pool_after": _pool_entry(pool),
         },
+    }
+
+
+def _pool_entry(layer: L.Layer | None) -> dict[str, Any] | None:
+    """A pooling layer's settings, or None when ``layer`` is not one."""
+    if not isinstance(layer, (L.MaxPool2d, L.AvgPool2d)):
+        return None
+    return {
+        "mode": "max" if isinstance(layer, L.MaxPool2d) else "avg",
+        "kernel_size": list(layer.kernel_size),
+        "stride": list(layer.stride or layer.kernel_size),
+        "padding": list(layer.padding),
+        "dilation": list(layer.dilation),
+        "ceil_mode": layer.ceil_mode,
+        "count_include_pad": layer.count_include_pad if isinstance(layer, L.AvgPool2d) else True,
     }
 
 

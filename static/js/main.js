@@ -737,6 +737,22 @@ function createApp(doc) {
   };
 
   /**
+   * The convolution view's pooling for the stack's pooling layer after an opened Conv2d (and its ReLU), when
+   * the view can show it: square, no dilation, floor mode, padded zeros counted (avg), within its sliders.
+   * @param {Object|null} pool  `conv.pool_after` of POST /api/stack/activation
+   * @returns {{pool: string, pk?: number, ps?: number, pp?: number}}
+   */
+  const layerPool = (pool) => {
+    if (!pool) return { pool: 'none' };
+    const [k, k2] = pool.kernel_size;
+    const [st, st2] = pool.stride;
+    const [p, p2] = pool.padding;
+    const shown = k === k2 && st === st2 && p === p2 && pool.dilation.every((d) => d === 1) && !pool.ceil_mode
+      && pool.count_include_pad && k <= 8 && st <= 8 && p <= Math.min(4, Math.floor(k / 2));
+    return shown ? { pool: pool.mode, pk: k, ps: st, pp: p } : { pool: 'none' };
+  };
+
+  /**
    * The settings of the convolution view that show an opened layer (POST /api/stack/activation's answer).
    * @param {Object} answer
    * @param {boolean} withWeights  also its filters (k, w, b)
@@ -748,7 +764,8 @@ function createApp(doc) {
     const changes = {
       ...layerInput(answer),
       kh: cv.kernel_size[0], kw: cv.kernel_size[1], sh: cv.stride[0], sw: cv.stride[1], dh: cv.dilation[0], dw: cv.dilation[1],
-      pad: 'explicit', pt, pb, pl, pr, pm: 'zeros', groups: cv.groups, act: cv.relu_after ? 'relu' : 'none', pool: 'none',
+      pad: 'explicit', pt, pb, pl, pr, pm: 'zeros', groups: cv.groups, act: cv.relu_after ? 'relu' : 'none',
+      ...layerPool(cv.pool_after),
     };
     if (!withWeights) return changes;
     return {
