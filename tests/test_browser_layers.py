@@ -293,7 +293,9 @@ def value_at(page: Any, f: int, y: int, x: int) -> float:
     return float(shown.get_attribute("data-value"))
 
 
-def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: Any) -> None:
+def test_second_conv_opens_on_its_real_input(
+    page: Any, server: Any, browser: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
     open_layers(page, server, f"image=mnist:0&color=gray&side=28&stack={quote(LENET)}")
     page.wait_for_function("() => document.querySelectorAll(\"img.lv-map[data-layer='3']\").length === 16")
     page.locator("button.lv-open[data-layer='3']").click()
@@ -319,6 +321,19 @@ def test_second_conv_opens_on_its_real_input(page: Any, server: Any, browser: An
     for part in ("act=relu", "pool=max", "pk=2", "ps=2", "pp=0"):
         assert part in query, (part, query)
     assert page.locator("#pooled canvas.map").count() == 16
+    # "Copy PyTorch code" loads the real input (.npy, from the URL it names) and reproduces the stack's
+    # output after the pool (layer 5) in PyTorch
+    torch = pytest.importorskip("torch")
+    code = page.input_value("#code")
+    assert "np.load('layer_input.npy', allow_pickle=False)" in code
+    npy_url = code.split("GET ", 1)[1].split("\n", 1)[0]
+    (tmp_path / "layer_input.npy").write_bytes(httpx.get(server.url + npy_url, timeout=30).content)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(code, "snippet", "exec"), scope)  # noqa: S102 - the page's own snippet, run as a student would
+    pooled = np.array([m["values"] for m in stack["layers"][5]["maps"]])
+    assert isinstance(scope["y"], torch.Tensor)
+    np.testing.assert_allclose(scope["y"][0].numpy(), pooled, rtol=1e-4, atol=1e-5)
     # a link to the opened layer reopens it (its weights are read from the stack again, not carried in it)
     page.wait_for_function("() => location.search.includes('lo=3')")
     url = page.url
