@@ -381,6 +381,9 @@ function createApp(doc) {
     }
     if ('image' in changes && !('lo' in changes) && !isActivation(changes.image) && (s.lo >= 0 || s.lsrc)) {
       changes = { ...changes, lo: -1, le: false, lsrc: '' }; // another image: no layer is open any more
+    } else if (s.lo >= 0 && !('lo' in changes) && ['stack', 'lw', 'color', 'side'].some((k) => k in changes && changes[k] !== s[k])) {
+      // the stack a link would rebuild the layer from has changed: the link keeps this layer's filters instead
+      changes = { ...changes, lo: -1, le: false };
     }
     const keys = Object.keys(changes);
     Object.assign(app.state, changes);
