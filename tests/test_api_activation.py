@@ -195,7 +195,9 @@ def test_every_single_layer_endpoint_takes_the_activation(client):
     assert "used as stored" in small.json()["detail"][0]["msg"]
     # a weight with the wrong channel count is refused with the real C in the sentence
     wrong = client.post("/api/conv", json={**body, "weight": [[[[1.0]]]], "bias": None})
-    assert wrong.status_code == 422 and "6" in wrong.text
+    assert wrong.status_code == 422
+    message = wrong.json()["detail"][0]["msg"]
+    assert "the input has 6 channels in 1 group(s), so each filter needs 6" in message
 
 
 def test_grouped_dilated_strided_layer_on_an_rgb_photo(client, settings):
