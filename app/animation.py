@@ -52,7 +52,13 @@ def map_colors(values: np.ndarray, minimum: float | None = None, maximum: float 
 
 
 def image_colors(x: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` in [0, 1] (C = 1 or 3) → ``(H, W, 3)`` uint8, as :func:`app.render.image_png`."""
+    """``(C, H, W)`` in [0, 1] (C = 1 or 3) → ``(H, W, 3)`` uint8, as :func:`app.render.image_png`.
+
+    Anything else (an activation opened from the Layers view: C channels, any values) is drawn as
+    :func:`app.render.activation_png` draws it: the mean of its channels in the maps' colour map.
+    """
+    if x.shape[0] not in (1, 3) or float(x.min()) < 0 or float(x.max()) > 1:
+        return map_colors(x.mean(axis=0))
     pixels = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
     return np.repeat(pixels[0][..., None], 3, axis=2) if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
 

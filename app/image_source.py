@@ -4,7 +4,11 @@ Ids:
 
 - ``<64 hex digits>``: an upload (the SHA-256 of its stored PNG), read from :mod:`app.store`;
 - ``mnist:N``: digit ``N`` of the MNIST set (``core.mnist.load_mnist``), 28×28 grayscale;
-- ``sample:NAME``: one of the bundled photos in ``data/samples`` (:data:`SAMPLES`).
+- ``sample:NAME``: one of the bundled photos in ``data/samples`` (:data:`SAMPLES`);
+- ``act:<64 hex digits>``: an activation stored by ``POST /api/stack/activation`` (a layer's real input),
+  a float32 ``.npy`` of shape ``(C, H, W)`` read from :mod:`app.store` without pickle. It is used as stored:
+  its C channels and its values (not in [0, 1]); ``color`` does not apply, and it is never resized
+  (a ``max_side`` below its longer side is a 422).
 
 Anything else is a 404. Arrays (see :func:`load_array`): grayscale = Pillow mode ``"L"`` / 255 →
 shape ``(1, 1, H, W)``; RGB = the three channels / 255 → ``(1, 3, H, W)``; float32. An RGB image
@@ -24,8 +28,16 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from app.errors import BodyError
 from app.settings import REPO_ROOT, Settings
-from app.store import StoreUnreadable, UnknownImage, UploadStore, is_upload_id
+from app.store import (
+    StoreUnreadable,
+    UnknownImage,
+    UploadStore,
+    is_activation_id,
+    is_stored_id,
+    is_upload_id,
+)
 from app.uploads import downscale, downscaled_size, normalise_mode, original_size_of
 from core.mnist import load_mnist
 
@@ -102,7 +114,7 @@ class ImageInfo:
     """Metadata of an image id (``GET /api/images/{id}``)."""
 
     id: str
-    kind: Literal["upload", "mnist", "sample"]
+    kind: Literal["upload", "mnist", "sample", "activation"]
     width: int
     height: int
     channels: int
@@ -202,6 +214,9 @@ def image_info(image_id: str, settings: Settings) -> ImageInfo:
         image = load_pil(image_id, settings)
         meta = _upload_meta(image_id, image, store_for(settings).read_info(image_id))
         return meta
+    if is_activation_id(image_id):
+        c, h, w = load_activation(image_id, settings).shape
+        return ImageInfo(image_id, "activation", w, h, c, w, h, False)
     raise UnknownImage(image_id)
 
 
@@ -254,11 +269,87 @@ def load_pil(image_id: str, settings: Settings) -> Image.Image:
 
 
 def png_bytes(image_id: str, settings: Settings) -> bytes:
-    """PNG bytes of ``image_id`` (for ``GET /api/images/{id}.png``); uploads are served as stored."""
+    """PNG bytes of ``image_id`` (for ``GET /api/images/{id}.png``); uploads are served as stored, an
+    activation as the picture of :func:`app.render.activation_png` (the mean of its channels)."""
     if is_upload_id(image_id):
         return store_for(settings).read(image_id)
+    if is_activation_id(image_id):
+        from app.render import activation_png  # late: render is only needed here
+
+        return activation_png(load_activation(image_id, settings))
     buffer = io.BytesIO()
     load_pil(image_id, settings).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------- activations
+
+
+def activation_limit(settings: Settings) -> int:
+    """Largest ``.npy`` an activation may be, in bytes: the upload limit (an activation is an upload the
+    server makes for the page)."""
+    return settings.max_upload_bytes
+
+
+def check_activation(array: np.ndarray, settings: Settings) -> str | None:
+    """None when ``array`` may be stored and computed on as an activation; else why not (a sentence).
+
+    An activation must be float32 ``(C, H, W)`` with 1 ≤ C ≤ 64, finite, each side at most
+    ``settings.max_side``, ``H·W`` at most ``settings.max_pixels`` and its bytes at most
+    :func:`activation_limit`.
+    """
+    if array.dtype != np.float32 or array.ndim != 3:
+        return f"an activation is float32 (C, H, W), not {array.dtype} with {array.ndim} dimensions"
+    c, h, w = array.shape
+    if not 1 <= c <= MAX_ACTIVATION_CHANNELS:
+        return f"an activation has 1 to {MAX_ACTIVATION_CHANNELS} channels, not {c}"
+    if min(h, w) < 1 or max(h, w) > settings.max_side or h * w > settings.max_pixels:
+        return f"an activation of {h}×{w} pixels is outside the limits (sides 1..{settings.max_side})"
+    if array.nbytes > activation_limit(settings):
+        return (
+            f"this activation ({c}×{h}×{w} float32, {array.nbytes:,} bytes) is larger than the "
+            f"{activation_limit(settings):,} bytes one stored activation may take"
+        )
+    if not np.isfinite(array).all():
+        return "an activation must be finite (it holds an infinity or NaN)"
+    return None
+
+
+MAX_ACTIVATION_CHANNELS = 64
+"""Channels of a stored activation (the Layers view's ``MAX_STACK_CHANNELS``)."""
+
+
+def load_activation(image_id: str, settings: Settings) -> np.ndarray:
+    """The stored activation ``act:<sha256>``: float32 ``(C, H, W)``, read-only.
+
+    Raises
+    ------
+    UnknownImage
+        404: not stored (evicted, or never stored).
+    StoreCorrupt
+        410: the file no longer matches its hash.
+    StoreUnreadable
+        410: the file matches its hash but is not an activation this version can use (not an ``.npy``,
+        an object array, another dtype or shape, values outside the limits).
+    """
+    data = store_for(settings).read(image_id)
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise StoreUnreadable(image_id, exc) from None
+    if not isinstance(array, np.ndarray):
+        raise StoreUnreadable(image_id, ValueError("not a single array"))
+    reason = check_activation(array, settings)
+    if reason is not None:
+        raise StoreUnreadable(image_id, ValueError(reason))
+    array.setflags(write=False)
+    return array
+
+
+def activation_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of an ``.npy`` file (``np.save`` with ``allow_pickle=False``)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -291,26 +382,39 @@ def load_array(image_id: str, color: Color, max_side: int | None, settings: Sett
     ----------
     image_id : str
     color : {"gray", "rgb"}
+        Ignored for an activation (``act:...``), which keeps its own channels.
     max_side : int or None
-        Downscale (Lanczos, aspect kept) so the longer side is at most this, before converting.
+        Downscale (Lanczos, aspect kept) so the longer side is at most this, before converting. An
+        activation is never resized: a ``max_side`` below its longer side is a 422.
     settings : Settings
 
     Returns
     -------
     ndarray, shape (1, C, H, W), float32, read-only
-        ``C`` is 1 for gray, 3 for rgb; values in [0, 1].
+        ``C`` is 1 for gray, 3 for rgb, values in [0, 1]; for an activation its own C and values.
     """
+    if is_activation_id(image_id):
+        color = "gray"  # one cache entry per activation, whatever colour was asked for
     key = (image_id, color, max_side, settings.max_side, str(settings.store_dir), str(settings.mnist_dir))
     with _array_lock:
         cached = _array_cache.get(key)
         if cached is not None:
             _array_cache.move_to_end(key)
     if cached is not None:
-        if is_upload_id(image_id):
+        if is_stored_id(image_id):
             # as a fresh read would: 404 if evicted, 410 if the file no longer matches its hash (the same
             # answer from every worker, cached or not); also keeps it fresh for the LRU eviction
             store_for(settings).read(image_id)
+        _check_side(image_id, cached, max_side)
         return cached
+    if is_activation_id(image_id):
+        array = load_activation(image_id, settings)[None]
+        _check_side(image_id, array, max_side)
+        with _array_lock:
+            _array_cache[key] = array
+            while len(_array_cache) > _ARRAY_CACHE_SIZE:
+                _array_cache.popitem(last=False)
+        return array
     image = load_pil(image_id, settings)
     if max_side is not None:
         image = downscale(image, max_side)
@@ -323,6 +427,19 @@ def load_array(image_id: str, color: Color, max_side: int | None, settings: Sett
     return array
 
 
+def _check_side(image_id: str, array: np.ndarray, max_side: int | None) -> None:
+    """422 when ``max_side`` asks to shrink an activation (which is never resized)."""
+    if max_side is None or not is_activation_id(image_id):
+        return
+    h, w = array.shape[-2:]
+    if max_side < max(h, w):
+        raise BodyError(
+            "max_side",
+            f"max_side {max_side} would shrink the activation {image_id[:12]}… ({h}×{w}), but an activation "
+            f"is used as stored: leave max_side out (null) or give at least {max(h, w)}",
+        )
+
+
 def clear_caches() -> None:
     """Forget cached arrays and samples (tests)."""
     with _array_lock:
@@ -331,7 +448,11 @@ def clear_caches() -> None:
 
 
 __all__ = [
+    "MAX_ACTIVATION_CHANNELS",
     "SAMPLES",
+    "activation_bytes",
+    "check_activation",
+    "load_activation",
     "ImageInfo",
     "clear_caches",
     "downscaled_size",

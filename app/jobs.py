@@ -27,7 +27,7 @@ from app.admission import gate
 from app.layer_cache import Layer, after_use, layer_for
 from app.response_cache import cache_for, cache_key, check_image
 from app.settings import Settings
-from app.store import is_upload_id
+from app.store import is_stored_id
 from core.kernels import PRESETS
 
 Build = Callable[[Any, Settings, Layer], bytes]
@@ -114,7 +114,7 @@ async def layer_body(
         key = cache_key(endpoint, request, settings, *extra)
         body = store.get(key)
         if body is not None:
-            if is_upload_id(request.image):
+            if is_stored_id(request.image):
                 await run_in_threadpool(check_image, request.image, settings)
             return body, "hit"
     measure = cost or (lambda layer: layer.macs)

@@ -197,6 +197,19 @@ def image_png(x: np.ndarray) -> bytes:
     return raw_png(pixels.transpose(1, 2, 0), 2, sub_filter=True)
 
 
+def activation_png(x: np.ndarray) -> bytes:
+    """The picture of an activation used as an input ``(C, H, W)`` (any values): the mean of its C
+    channels, ``H × W`` pixels, in the maps' colour map (:func:`map_png`: sequential when it has one sign,
+    diverging around 0 otherwise), so that it lines up pixel for pixel with the input it stands for.
+
+    Notes
+    -----
+    ``picture[y, x] = (1/C) · Σ_c x[c, y, x]``; the exact values of every channel are in the answers
+    (``explain``, im2col), this is only the picture under the sliding window.
+    """
+    return map_png(np.asarray(x, dtype=np.float32).mean(axis=0))[0]
+
+
 def grid_png(maps: np.ndarray, columns: int | None = None, gap: int = 2, shared_scale: bool = False) -> bytes:
     """Several maps side by side in one PNG (for slides), each with its own colour range.
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from app.responses import body_response, json_bytes
 from app.schemas import ConvRequest
 from app.settings import Settings
-from app.store import is_upload_id
+from app.store import is_stored_id
 
 CACHE_HEADER = "X-Convlens-Cache"
 """Response header: ``hit`` or ``miss`` (absent when the cache is disabled)."""
@@ -169,8 +169,9 @@ def cache_key(endpoint: str, request: BaseModel, settings: Settings, *extra: Any
 
 def check_image(image_id: str, settings: Settings) -> None:
     """What a fresh computation would check before a cached body is reused: the stored upload is still
-    there (else 404) and still matches its hash (else 410). Built-in images never change."""
-    if is_upload_id(image_id):
+    there (else 404) and still matches its hash (else 410); so is a stored activation. Built-in images
+    never change."""
+    if is_stored_id(image_id):
         from app.image_source import store_for  # late: image_source imports heavier modules
 
         store_for(settings).read(image_id)

@@ -35,10 +35,10 @@ MAX_KERNEL = 11
 MAX_STRIDE = 8
 MAX_PADDING = 10
 MAX_DILATION = 5
-MAX_FILTERS_PAGE = 8
+MAX_FILTERS_PAGE = 16
 MAX_FILTERS = 64
 MAX_GROUPS = 64
-MAX_CHANNELS_PER_GROUP = 3  # images have 1 (gray) or 3 (rgb) channels
+MAX_CHANNELS_PER_GROUP = 64  # images have 1 (gray) or 3 (rgb) channels; a stored activation up to 64
 MAX_SIDE = 512
 MIN_SIDE = 8
 SIDE_CHOICES = (28, 64, 128, 256, 512)
@@ -54,7 +54,7 @@ MAX_TRANSPOSE_CHANNELS = 8
 MAX_SHAPE_SIZE = 1_000_000
 MNIST_PAGE_LIMIT = 500
 
-IMAGE_ID_PATTERN = r"^([0-9a-f]{64}|mnist:[0-9]{1,7}|sample:[a-z_]{1,32})$"
+IMAGE_ID_PATTERN = r"^([0-9a-f]{64}|mnist:[0-9]{1,7}|sample:[a-z_]{1,32}|act:[0-9a-f]{64})$"
 PRESET_PATTERN = r"^[a-z0-9_]{1,40}$"
 
 # ------------------------------------------------------------------------------------------- types
@@ -186,14 +186,19 @@ class ConvRequest(BaseModel):
 
     image: str = Field(
         pattern=IMAGE_ID_PATTERN,
-        description="An upload's SHA-256, 'mnist:N' or 'sample:NAME'.",
+        description="An upload's SHA-256, 'mnist:N', 'sample:NAME', or 'act:<SHA-256>': a layer's real input "
+        "stored by POST /api/stack/activation (used as stored: its C channels and values).",
         examples=["mnist:0", "sample:camera"],
     )
     color: Literal["gray", "rgb"] = Field(
-        default="gray", description="gray = Pillow 'L' / 255 (1 channel); rgb = R, G, B / 255 (3 channels)."
+        default="gray",
+        description="gray = Pillow 'L' / 255 (1 channel); rgb = R, G, B / 255 (3 channels). Ignored for an "
+        "'act:' image, which keeps its own channels.",
     )
     max_side: Annotated[int, Strict(), Field(ge=MIN_SIDE, le=MAX_SIDE)] | None = Field(
-        default=None, description="Downscale (Lanczos, aspect kept) so the longer side is at most this."
+        default=None,
+        description="Downscale (Lanczos, aspect kept) so the longer side is at most this. An 'act:' image is "
+        "never resized: leave it out, or give at least its longer side (422 otherwise).",
     )
     weight: WeightSpec = Field(
         default="identity",
@@ -443,7 +448,8 @@ class UploadResult(BaseModel):
 class ImageMeta(UploadResult):
     """An upload's answer plus what ``GET /api/images/{id}`` adds: the kind of image, and MNIST's label."""
 
-    kind: Literal["upload", "mnist", "sample"]
+    channels: int = Field(description="1 or 3 for an image; an activation's C (1..64).")  # type: ignore[assignment]
+    kind: Literal["upload", "mnist", "sample", "activation"]
     label: int | None = None
 
 

@@ -202,6 +202,15 @@ class FieldRequest(StackRequest):
     )
 
 
+class ActivationRequest(StackRequest):
+    """The stack plus the index of one of its ``Conv2d`` layers, whose real input is wanted."""
+
+    layer: Annotated[int, Field(ge=0, lt=MAX_STACK_LAYERS)] = Field(
+        description="0-based index of a Conv2d of the stack: its input (the previous layer's output, or the "
+        "image for layer 0) is stored."
+    )
+
+
 # ------------------------------------------------------------------------------------------ responses
 
 
@@ -284,6 +293,34 @@ class FieldResponse(BaseModel):
     erf: ErfOut
     depth: list[dict[str, Any]] | None
     timing_ms: dict[str, float]
+
+
+class OpenedConvOut(BaseModel):
+    """A Conv2d's settings resolved on its input, in the forms ``POST /api/conv`` takes."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: list[int] = Field(description="(KH, KW)")
+    stride: list[int]
+    dilation: list[int]
+    padding: list[int] = Field(description="(top, bottom, left, right), resolved on the input")
+    groups: int
+    weight: list[list[list[list[float]]]] = Field(description="(F, C/groups, KH, KW)")
+    bias: list[float] | None
+    relu_after: bool = Field(description="The next layer of the stack is a ReLU.")
+    pool_after: dict[str, Any] | None = Field(
+        description="The pooling layer right after it (or after its ReLU): mode ('max'/'avg'), kernel_size, "
+        "stride, padding, dilation, ceil_mode, count_include_pad; null when there is none."
+    )
+
+
+class ActivationResponse(BaseModel):
+    id: str = Field(description="'act:<SHA-256 of the stored .npy>': the `image` of the conv endpoints.")
+    layer: int
+    shape: list[int] = Field(description="(C, H, W)")
+    min: float
+    max: float
+    conv: OpenedConvOut
 
 
 class StackPreset(BaseModel):

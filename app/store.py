@@ -1,10 +1,15 @@
 """The content-addressed upload store: one normalised PNG per SHA-256, in one folder on disk.
 
+It also holds the activations the Layers view opens in the convolution view (``POST /api/stack/activation``):
+one ``.npy`` (float32, shape ``(C, H, W)``, written and read without pickle) per SHA-256 of its bytes, with
+the id ``act:<sha256>``, under exactly the same rules (atomic writes, integrity, eviction, disk errors).
+
 The folder is the whole truth (no in-process index), so several workers or containers can share it
 and a restart loses nothing.
 
-- **Names**: ``<sha256 hex of the PNG bytes>.png``. The id is validated against ``[0-9a-f]{64}``
-  before any path is built, so no id can leave the folder.
+- **Names**: ``<sha256 hex of the PNG bytes>.png`` (id: the hex) and ``<sha256 hex of the .npy bytes>.npy``
+  (id: ``act:`` + the hex). The id is validated against ``[0-9a-f]{64}`` / ``act:[0-9a-f]{64}`` before any
+  path is built, so no id can leave the folder, and an image id can never name an activation.
 - **Atomic writes**: the bytes go to a temporary file ``.tmp-*`` in the same folder (held under an
   exclusive ``flock`` while it is written), are fsynced, and are published with ``os.link`` (which fails
   if the name exists, so exactly one of many concurrent identical uploads "creates" it) — a crash never
@@ -45,7 +50,12 @@ from app.errors import ApiError
 log = logging.getLogger("convlens.store")
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+ACTIVATION_PREFIX = "act:"
+ACTIVATION_PATTERN = re.compile(r"^act:[0-9a-f]{64}$")
 SUFFIX = ".png"
+ARRAY_SUFFIX = ".npy"
+"""An activation (``act:<sha256>``) is stored as ``<sha256>.npy``."""
+SUFFIXES = (SUFFIX, ARRAY_SUFFIX)
 INFO_SUFFIX = ".json"
 """``<id>.json`` beside ``<id>.png``: facts about the upload that are not pixels (its size before
 downscaling), so the PNG itself carries no metadata. Optional: without it the PNG's size is reported."""
@@ -145,6 +155,25 @@ def is_upload_id(image_id: str) -> bool:
     return bool(ID_PATTERN.match(image_id))
 
 
+def is_activation_id(image_id: str) -> bool:
+    """True for ``act:`` followed by a 64-hex-digit lower-case SHA-256 (a stored activation)."""
+    return bool(ACTIVATION_PATTERN.match(image_id))
+
+
+def is_stored_id(image_id: str) -> bool:
+    """True for the id of anything kept in the store (an upload or an activation)."""
+    return is_upload_id(image_id) or is_activation_id(image_id)
+
+
+def _digest_and_suffix(image_id: str) -> tuple[str, str]:
+    """``(sha256 hex, file suffix)`` of a stored id; raises :class:`UnknownImage` for anything else."""
+    if is_upload_id(image_id):
+        return image_id, SUFFIX
+    if is_activation_id(image_id):
+        return image_id[len(ACTIVATION_PREFIX) :], ARRAY_SUFFIX
+    raise UnknownImage(image_id)
+
+
 @dataclass
 class SaveResult:
     """What :meth:`UploadStore.save` did: the id, and whether this call created the file."""
@@ -168,9 +197,7 @@ class UploadStore:
         Never write (uploads of new images are 503; images already stored are still served).
     """
 
-    def __init__(
-        self, root: Path, max_bytes: int, retention_seconds: float, read_only: bool = False
-    ) -> None:
+    def __init__(self, root: Path, max_bytes: int, retention_seconds: float, read_only: bool = False) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.retention_seconds = retention_seconds
@@ -179,15 +206,16 @@ class UploadStore:
     # ------------------------------------------------------------------ paths
 
     def path_for(self, image_id: str) -> Path:
-        """The file of ``image_id``; raises :class:`UnknownImage` for anything but 64 hex digits."""
-        if not is_upload_id(image_id):
-            raise UnknownImage(image_id)
-        return self.root / f"{image_id}{SUFFIX}"
+        """The file of ``image_id``; raises :class:`UnknownImage` for anything but 64 hex digits (an
+        upload's ``.png``) or ``act:`` and 64 hex digits (an activation's ``.npy``)."""
+        digest, suffix = _digest_and_suffix(image_id)
+        return self.root / f"{digest}{suffix}"
 
     # ------------------------------------------------------------------ reading
 
     def read(self, image_id: str) -> bytes:
-        """The stored PNG bytes of ``image_id``, verified against the hash and marked as used.
+        """The stored bytes of ``image_id`` (PNG, or ``.npy`` for an activation), verified against the hash
+        and marked as used.
 
         Raises
         ------
@@ -209,7 +237,7 @@ class UploadStore:
         except OSError as exc:
             log.error("cannot read store file %s: %s", path, exc)
             raise StoreUnavailable("read the image", exc) from None
-        if hashlib.sha256(data).hexdigest() != image_id:
+        if hashlib.sha256(data).hexdigest() != _digest_and_suffix(image_id)[0]:
             log.error("store file %s does not match its hash; refusing to serve it", path)
             raise StoreCorrupt(image_id)
         return data
@@ -236,10 +264,11 @@ class UploadStore:
 
     # ------------------------------------------------------------------ writing
 
-    def save(self, data: bytes, info: dict[str, int] | None = None) -> SaveResult:
+    def save(self, data: bytes, info: dict[str, int] | None = None, activation: bool = False) -> SaveResult:
         """Store ``data`` (PNG bytes) under its SHA-256, atomically, with ``info`` in ``<id>.json``.
 
-        The first upload's ``info`` is kept (the same pixels can come from different originals).
+        The first upload's ``info`` is kept (the same pixels can come from different originals). With
+        ``activation``, ``data`` is the bytes of a ``.npy`` and the id is ``act:<sha256>``.
 
         Returns
         -------
@@ -258,9 +287,10 @@ class UploadStore:
         StoreUnavailable
             Any other I/O error (503).
         """
-        image_id = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
+        image_id = ACTIVATION_PREFIX + digest if activation else digest
         final = self.path_for(image_id)
-        state = _entry_state(final, image_id)
+        state = _entry_state(final, digest)
         if state == "valid":
             self.touch(image_id)
             return SaveResult(image_id, created=False)
@@ -275,7 +305,7 @@ class UploadStore:
                 log.warning("repairing corrupt store file %s", final)
             else:
                 self._make_room(len(data))
-            created = self._publish(data, final, image_id)
+            created = self._publish(data, final, digest)
         except OSError as exc:
             log.error("cannot store %s: %s", final.name, exc)
             raise write_error(exc) from None
@@ -386,7 +416,8 @@ class UploadStore:
     def usage(self) -> list[tuple[float, int, Path]]:
         """``(mtime, size, path)`` of every stored file, least recently used first.
 
-        Only regular files named ``<id>.png`` count; orphaned temporary files are removed on the way.
+        Only regular files named ``<sha256>.png`` or ``<sha256>.npy`` count; orphaned temporary files are
+        removed on the way.
         """
         return self._scan()[0]
 
@@ -437,7 +468,8 @@ class UploadStore:
                 if not _remove_if_orphan(Path(entry.path), now, ORPHAN_MIN_AGE_SECONDS):
                     temp += info.st_size
                 continue
-            if entry.name.endswith(SUFFIX) and is_upload_id(entry.name[: -len(SUFFIX)]):
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix in SUFFIXES and is_upload_id(stem):
                 entries.append((info.st_mtime, info.st_size, Path(entry.path)))
         entries.sort()
         return entries, temp

@@ -66,7 +66,7 @@ def test_limits_follow_settings(tmp_path):
         10,
         5,
     )
-    assert limits["max_filters"] == 8
+    assert limits["max_filters"] == 16
 
 
 def test_kernels_match_core(client):

@@ -202,11 +202,11 @@ def test_a_filter_count_above_the_maximum_says_so(page: Any) -> None:
     names = ",".join(["sobel_x", "sobel_y"] * 10)
     open_page(page, f"?k={names}&kh=20")
     wait_idle(page)
-    assert page.input_value("#filters") == "8"
+    assert page.input_value("#filters") == "16"
     notes = page.text_content("#notice-list")
-    assert "The link lists 20 filters, but at most 8 are allowed, so the first 8 are used." in notes
+    assert "The link lists 20 filters, but at most 16 are allowed, so the first 16 are used." in notes
     assert "The link asks for kernel height 20, but the maximum is 11, so 11 is used." in notes
-    assert page.locator("#maps canvas.map").count() == 8
+    assert page.locator("#maps canvas.map").count() == 16
 
 
 # --------------------------------------------------------------------------------------------------

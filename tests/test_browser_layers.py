@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -175,9 +176,10 @@ def test_layer_zero_opens_in_the_convolution_view(page: Any, server: Any) -> Non
         + quote("nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2))"),
     )
     assert "model = nn.Sequential(" in page.locator(".lv-code").input_value()
-    # 30 filters are more than the convolution view's 8: it says so and stays here
+    # 30 filters are more than the convolution view's 16: it says which limit, and stays here
     page.locator("button.lv-open[data-layer='0']").click()
     page.wait_for_function("() => document.getElementById('status').textContent.includes('cannot be opened')")
+    assert "it has 30 filters, the convolution view shows at most 16" in page.text_content("#status")
     assert page.locator("#layers-view").is_visible()
     # LeNet's layer 0 (6 filters 5×5, padding 2) opens with its weights and geometry
     page.fill(".lv-text", LENET)
@@ -190,18 +192,19 @@ def test_layer_zero_opens_in_the_convolution_view(page: Any, server: Any) -> Non
     page.wait_for_function("() => !document.getElementById('conv-view').hidden")
     page.wait_for_function("() => location.search.includes('tab=conv')")
     query = page.url.split("?", 1)[1]
-    for part in ("kh=5", "kw=5", "pt=2", "pb=2", "pad=explicit", "image=mnist%3A0", "color=gray"):
+    # layer 0 reads the image itself, which the convolution view shows as the image
+    for part in ("kh=5", "kw=5", "pt=2", "pb=2", "pad=explicit", "image=mnist%3A0", "color=gray", "lo=0"):
         assert part in query, (part, query)
-    assert query.count("custom") == 6
-    weights = httpx.post(
-        page.url.split("?")[0] + "api/stack",
-        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET},
+    assert "&w=" not in query  # the weights are the stack's: the link names the layer instead
+    wait_conv_settled(page, 6)
+    stack = httpx.post(
+        server.url + "/api/stack",
+        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET, "values": True},
         timeout=30,
-    ).json()["layers"][0]["weight"]
-    first = page.evaluate(
-        "() => new URLSearchParams(location.search).get('w').split(';')[0].split(',').map(Number)"
-    )
-    assert first == pytest.approx([v for row in weights[0][0] for v in row], rel=1e-6)
+    ).json()
+    expected = np.array([m["values"] for m in stack["layers"][1]["maps"]])  # after its ReLU
+    y, x = np.unravel_index(int(np.argmax(expected[2])), expected[2].shape)
+    assert value_at(page, 2, int(y), int(x)) == pytest.approx(expected[2, y, x], rel=1e-5, abs=1e-6)
 
 
 def test_a_map_pixel_can_be_chosen_with_the_keyboard(page: Any, server: Any) -> None:
@@ -264,3 +267,94 @@ def test_weights_download_and_upload_round_trip(page: Any, server: Any, tmp_path
     }
     expected = httpx.post(server.url + "/api/stack", json=body, timeout=30).json()
     assert after == expected["layers"][0]["maps"][0]["png"]
+
+
+def wait_conv_settled(page: Any, maps: int) -> None:
+    """The convolution view shows ``maps`` feature maps and every follow-up view has caught up."""
+    page.wait_for_function(
+        "(n) => !document.getElementById('conv-view').hidden"
+        " && document.querySelectorAll('#maps canvas.map').length === n"
+        " && document.body.dataset.busy === '0'"
+        " && document.body.dataset.settled === document.getElementById('maps').dataset.paints",
+        arg=maps,
+    )
+
+
+def value_at(page: Any, f: int, y: int, x: int) -> float:
+    """Hover output (f, y, x) of the convolution view and read the value its arithmetic panel shows."""
+    canvas = page.locator(f"#map-{f}")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    h, w = page.evaluate(
+        f"() => [document.getElementById('map-{f}').height, document.getElementById('map-{f}').width]"
+    )
+    page.mouse.move(box["x"] + (x + 0.5) * box["width"] / w, box["y"] + (y + 0.5) * box["height"] / h)
+    shown = page.wait_for_selector(f'#arith-value[data-position="{f},{y},{x}"]')
+    return float(shown.get_attribute("data-value"))
+
+
+def test_second_conv_opens_on_its_real_input(
+    page: Any, server: Any, browser: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    open_layers(page, server, f"image=mnist:0&color=gray&side=28&stack={quote(LENET)}")
+    page.wait_for_function("() => document.querySelectorAll(\"img.lv-map[data-layer='3']\").length === 16")
+    page.locator("button.lv-open[data-layer='3']").click()
+    wait_conv_settled(page, 16)
+    assert "Opened layer 3" in page.text_content("#status")
+    # its input: 6 channels of 14×14 (the output of the pool before it)
+    assert "14 × 14 × 6" in page.text_content("#image-info")
+    # the reference: the stack's own output after layer 3 and its ReLU (layer 4), asked for independently
+    stack = httpx.post(
+        server.url + "/api/stack",
+        json={"image": "mnist:0", "color": "gray", "max_side": 28, "text": LENET, "values": True},
+        timeout=30,
+    ).json()
+    expected = np.array([m["values"] for m in stack["layers"][4]["maps"]])
+    assert expected.shape == (16, 10, 10)
+    # the pixels where filters 0 and 9 respond most (not a zero switched off by the ReLU)
+    units = [(f, *np.unravel_index(int(np.argmax(expected[f])), (10, 10))) for f in (0, 9)]
+    for f, y, x in units:
+        assert expected[f, y, x] > 0
+        assert value_at(page, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
+    # its ReLU and the max pool after it are the convolution view's activation and pooling
+    query = page.url.split("?", 1)[1]
+    for part in ("act=relu", "pool=max", "pk=2", "ps=2", "pp=0"):
+        assert part in query, (part, query)
+    assert page.locator("#pooled canvas.map").count() == 16
+    # "Copy PyTorch code" loads the real input (.npy, from the URL it names) and reproduces the stack's
+    # output after the pool (layer 5) in PyTorch
+    torch = pytest.importorskip("torch")
+    code = page.input_value("#code")
+    assert "np.load('layer_input.npy', allow_pickle=False)" in code
+    npy_url = code.split("GET ", 1)[1].split("\n", 1)[0]
+    (tmp_path / "layer_input.npy").write_bytes(httpx.get(server.url + npy_url, timeout=30).content)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(code, "snippet", "exec"), scope)  # noqa: S102 - the page's own snippet, run as a student would
+    pooled = np.array([m["values"] for m in stack["layers"][5]["maps"]])
+    assert isinstance(scope["y"], torch.Tensor)
+    np.testing.assert_allclose(scope["y"][0].numpy(), pooled, rtol=1e-4, atol=1e-5)
+    # a link to the opened layer reopens it (its weights are read from the stack again, not carried in it)
+    page.wait_for_function("() => location.search.includes('lo=3')")
+    url = page.url
+    assert "&w=" not in url and "image=act%3A" in url
+    # even after the store evicted the activation: the link names the stack and the layer, not just the file
+    digest = page.evaluate("() => new URLSearchParams(location.search).get('image')")[4:]
+    stored = Path(server.env["CONVLENS_STORE_DIR"]) / f"{digest}.npy"
+    assert stored.is_file()
+    stored.unlink()
+    other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    other.goto(url)
+    wait_conv_settled(other, 16)
+    f, y, x = units[1]
+    assert value_at(other, f, int(y), int(x)) == pytest.approx(expected[f, y, x], rel=1e-5, abs=1e-6)
+    assert other.url.split("?", 1)[1] == url.split("?", 1)[1]
+    assert stored.is_file()  # stored again, under the same content-derived id
+    # a bare activation id that is not stored (and no layer to rebuild it from) is said plainly
+    other.goto(f"{server.url}/?tab=conv&image=act%3A{'0' * 64}&lc=6")
+    other.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('no longer stored')"
+    )
+    wait_conv_settled(other, 1)
+    assert "image=mnist%3A0" in other.url
+    other.context.close()

@@ -22,7 +22,7 @@ from app.errors import MAX_REPORTED_ERRORS, BodyError, QueryError, field_for
 from app.image_source import image_info
 from app.jobs import layer_body
 from app.layer_cache import Layer, layer_for
-from app.render import data_url, grid_png, image_png
+from app.render import activation_png, data_url, grid_png, image_png
 from app.response_cache import elapsed_ms, with_field
 from app.responses import OrjsonResponse, arr, body_response, json_bytes, map_entry, server_timing
 from app.schemas import MAX_VALUES_PER_MAP, ConvRequest, ConvResponse, ExplainRequest, Message
@@ -104,7 +104,7 @@ def conv_payload(
             )
             pool_maps.append(entry)
         pool_block = {"shape": list(result.pooled.shape), "mode": request.pool.mode, "maps": pool_maps}
-    input_png = input_data_url(x) if with_input else None
+    input_png = input_data_url(x, request.image.startswith("act:")) if with_input else None
     timing["encode"] = (time.perf_counter() - start) * 1000
     explanation = prepared.explanation
     if explained is None:
@@ -138,18 +138,19 @@ _input_pngs: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
 _input_lock = threading.Lock()
 
 
-def input_data_url(x: np.ndarray) -> str:
+def input_data_url(x: np.ndarray, activation: bool = False) -> str:
     """The input ``(1, C, H, W)`` as a PNG data URL, kept for the few arrays used last.
 
     The arrays come from :func:`app.image_source.load_array`'s cache (read-only, one object per image and
-    size), so a slider step on the same image does not encode the same PNG again.
+    size), so a slider step on the same image does not encode the same PNG again. An ``activation`` (any
+    values, C channels) is drawn by :func:`app.render.activation_png` (the mean of its channels).
     """
     with _input_lock:
         known = _input_pngs.get(id(x))
         if known is not None and known[0] is x:
             _input_pngs.move_to_end(id(x))
             return known[1]
-    url = data_url(image_png(x[0]))
+    url = data_url(activation_png(x[0]) if activation else image_png(x[0]))
     if not x.flags.writeable:
         with _input_lock:
             _input_pngs[id(x)] = (x, url)

@@ -25,7 +25,7 @@ from app.schemas import (
     ValidationErrorBody,
 )
 from app.settings import SettingsDep
-from app.store import is_upload_id
+from app.store import UnknownImage, is_activation_id, is_upload_id
 from app.uploads import ACCEPTED_TEXT, normalise_upload
 
 router = APIRouter(prefix="/api", tags=["images"])
@@ -224,6 +224,30 @@ def get_image_png(image_id: str, settings: SettingsDep) -> Response:
     data = png_bytes(image_id, settings)
     cache = "public, max-age=31536000, immutable" if is_upload_id(image_id) else "public, max-age=86400"
     return Response(data, media_type="image/png", headers={"Cache-Control": cache})
+
+
+@router.get(
+    "/images/{image_id}.npy",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The activation as .npy."},
+        **ERRORS,
+    },
+)
+def get_activation_npy(image_id: str, settings: SettingsDep) -> Response:
+    """A stored activation (``act:<sha256>``) exactly as stored: a float32 ``(C, H, W)`` ``.npy`` (read it
+    with ``np.load(..., allow_pickle=False)``). Any other id is a 404."""
+    if not is_activation_id(image_id):
+        raise UnknownImage(image_id)
+    data = store_for(settings).read(image_id)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "Content-Disposition": 'attachment; filename="layer_input.npy"',
+        },
+    )
 
 
 @router.get("/images/{image_id}", response_model=ImageMeta, responses=ERRORS)

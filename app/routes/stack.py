@@ -12,15 +12,18 @@ import numpy as np
 from fastapi import APIRouter, Response
 
 from app.errors import BodyError
+from app.image_source import activation_bytes, check_activation, store_for
 from app.render import data_url, image_png, map_png
 from app.response_cache import cached_body, elapsed_ms, with_field
 from app.responses import arr, body_response, json_bytes, map_entry, server_timing
 from app.routes.conv import COMPUTE_ERRORS
-from app.schemas import MAX_VALUES_PER_MAP
+from app.schemas import MAX_VALUES_PER_MAP, Message
 from app.settings import Settings, SettingsDep
 from app.stack_compute import PreparedStack, forward_cached, prepare_stack
 from app.stack_schemas import (
     MAX_VALUES_FIELD,
+    ActivationRequest,
+    ActivationResponse,
     FieldRequest,
     FieldResponse,
     StackPresetList,
@@ -28,11 +31,18 @@ from app.stack_schemas import (
     StackResponse,
 )
 from core import layers as L
+from core.layers import layer_window
 from core.receptive_field import effective_field, field_table, field_warnings, unit_box
 from core.stack_text import layer_text, to_pytorch, to_text, weights_npz_arrays
 from core.stack_weights import PRESET_TEXT
 
 router = APIRouter(prefix="/api", tags=["layers"])
+
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMPUTE_ERRORS,
+    503: {"model": Message, "description": "The store cannot be written (read-only, or an I/O error)."},
+    507: {"model": Message, "description": "The store or its disk is full."},
+}
 
 MAX_INLINE_WEIGHTS = 20_000
 """Weights written into the PyTorch snippet itself; above this the snippet loads ``convlens_stack.npz``."""
@@ -138,6 +148,95 @@ def get_stack_presets() -> dict[str, Any]:
             for name, (description, text, shape) in PRESET_TEXT.items()
         ]
     }
+
+
+# ------------------------------------------------------------------------------------------- activation
+
+
+def activation_payload(request: ActivationRequest, settings: Settings) -> dict[str, Any]:
+    """Run the stack up to the input of Conv2d ``request.layer``, store that activation, describe the layer.
+
+    The activation is the stack's own forward pass (:func:`app.stack_compute.forward_cached`, i.e.
+    :func:`core.layers.forward`), ``maps[layer]`` of shape ``(C, H, W)`` float32, stored in the upload store
+    as an ``.npy`` under ``act:<sha256>`` (so the same activation always gets the same id).
+    """
+    prepared = prepare_stack(request, settings)
+    count = len(prepared.layers)
+    if request.layer >= count:
+        raise BodyError(
+            "layer", f"layer must be in 0..{count - 1} (the stack has {count} layers), got {request.layer}"
+        )
+    layer = prepared.layers[request.layer]
+    if not isinstance(layer, L.Conv2d):
+        convs = [str(i) for i, other in enumerate(prepared.layers) if isinstance(other, L.Conv2d)]
+        raise BodyError(
+            "layer",
+            f"layer {request.layer} is {layer.name}; only a Conv2d opens in the convolution view "
+            f"(this stack's Conv2d layers: {', '.join(convs) or 'none'})",
+        )
+    acts, _ = forward_cached(prepared)
+    activation = np.ascontiguousarray(acts.maps[request.layer][0], dtype=np.float32)
+    reason = check_activation(activation, settings)
+    if reason is not None:
+        raise BodyError("layer", f"layer {request.layer}'s input cannot be stored: {reason}")
+    saved = store_for(settings).save(activation_bytes(activation), activation=True)
+    c, h, w = activation.shape
+    window = layer_window(layer, (h, w))
+    entry = prepared.params[request.layer]
+    assert entry is not None
+    following = prepared.layers[request.layer + 1] if request.layer + 1 < count else None
+    after = request.layer + (2 if isinstance(following, L.ReLU) else 1)
+    pool = prepared.layers[after] if after < count else None
+    return {
+        "id": saved.image_id,
+        "layer": request.layer,
+        "shape": [c, h, w],
+        "min": float(activation.min()),
+        "max": float(activation.max()),
+        "conv": {
+            "in_channels": layer.in_channels,
+            "out_channels": layer.out_channels,
+            "kernel_size": list(window.kernel),
+            "stride": list(window.stride),
+            "dilation": list(window.dilation),
+            "padding": [window.pad_lo[0], window.pad_hi[0], window.pad_lo[1], window.pad_hi[1]],
+            "groups": layer.groups,
+            "weight": arr(entry.weight),
+            "bias": None if entry.bias is None else arr(entry.bias),
+            "relu_after": isinstance(following, L.ReLU),
+            "pool_after": _pool_entry(pool),
+        },
+    }
+
+
+def _pool_entry(layer: L.Layer | None) -> dict[str, Any] | None:
+    """A pooling layer's settings, or None when ``layer`` is not one."""
+    if not isinstance(layer, (L.MaxPool2d, L.AvgPool2d)):
+        return None
+    return {
+        "mode": "max" if isinstance(layer, L.MaxPool2d) else "avg",
+        "kernel_size": list(layer.kernel_size),
+        "stride": list(layer.stride or layer.kernel_size),
+        "padding": list(layer.padding),
+        "dilation": list(layer.dilation),
+        "ceil_mode": layer.ceil_mode,
+        "count_include_pad": layer.count_include_pad if isinstance(layer, L.AvgPool2d) else True,
+    }
+
+
+@router.post("/stack/activation", response_model=ActivationResponse, responses=STORE_ERRORS)
+def post_stack_activation(request: ActivationRequest, settings: SettingsDep) -> Response:
+    """Store the real input of one Conv2d of a stack (the previous layer's activation), so that every
+    single-layer endpoint (conv, conv.png, im2col, explain, backward, ...) can compute that layer on it.
+
+    Answers ``id`` (``act:<sha256>``, to use as ``image``; ``color`` does not apply to it and it is never
+    resized), the activation's ``(C, H, W)`` shape and range, and the layer's settings resolved on its input
+    with its weights. An evicted activation is a 404 like an evicted upload: ask again.
+    """
+    start = time.perf_counter()
+    payload = activation_payload(request, settings)
+    timing = {"total": elapsed_ms(start)}
+    return body_response(json_bytes(payload), None, {"Server-Timing": server_timing(timing)})
 
 
 # ------------------------------------------------------------------------------------------- field

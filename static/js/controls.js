@@ -5,7 +5,7 @@ import { refitFlat } from './kernels.js';
 import { bindSelection } from './selection.js';
 import { transposeCellAt } from './render/transpose.js';
 import { markSelected, moveInGrid, renderMnistGrid, renderSamples } from './render/source.js';
-import { MAX_FILTERS } from './state.js';
+import { MAX_FILTERS, channelCount, isActivation } from './state.js';
 
 const MNIST_PAGE = 30;
 
@@ -70,7 +70,7 @@ export function bindControls(doc, app) {
   /** Kernel size change: custom weights are re-centred into the new size rather than dropped. */
   function resizeKernels(changes) {
     const state = s();
-    const cg = (state.color === 'rgb' ? 3 : 1) / state.groups;
+    const cg = channelCount(state) / state.groups;
     const kh = changes.kh ?? state.kh;
     const kw = changes.kw ?? state.kw;
     const w = state.w.map((flat) => (flat ? refitFlat(flat, cg, state.kh, state.kw, cg, kh, kw) : null));
@@ -80,10 +80,10 @@ export function bindControls(doc, app) {
   /** Channel-count change (gray/RGB, groups): custom weights are copied to the new channel count. */
   function changeChannels(changes) {
     const state = s();
-    const before = (state.color === 'rgb' ? 3 : 1) / state.groups;
+    const before = channelCount(state) / state.groups;
     const color = changes.color ?? state.color;
-    const groups = changes.groups ?? (color === 'gray' ? 1 : state.groups);
-    const after = (color === 'rgb' ? 3 : 1) / groups;
+    const groups = changes.groups ?? (color === 'gray' && !isActivation(state.image) ? 1 : state.groups);
+    const after = channelCount({ ...state, color }) / groups;
     const w = state.w.map((flat) => (flat ? refitFlat(flat, before, state.kh, state.kw, after, state.kh, state.kw) : null));
     app.set({ ...changes, groups, w });
   }
@@ -313,7 +313,7 @@ export function syncControls(doc, app) {
       `${s.pad}: top ${top}, bottom ${bottom}, left ${left}, right ${right}`);
   }
 
-  const channels = s.color === 'rgb' ? 3 : 1;
+  const channels = channelCount(s);
   const filters = s.k.length;
   const allowed = bounds.groups || [1];
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -157,6 +157,26 @@ function pyList(value) {
 }
 
 /**
+ * The lines of the PyTorch snippet that load the input x (1, C, H, W).
+ * @param {Object} request  the POST /api/conv body
+ * @returns {string[]}
+ */
+function inputLines(request) {
+  if (String(request.image).startsWith('act:')) {
+    return [
+      `# layer_input.npy: this layer's real input, float32 (C, H, W): GET /api/images/${request.image}.npy`,
+      "x = torch.from_numpy(np.load('layer_input.npy', allow_pickle=False))[None]",
+    ];
+  }
+  return [
+    "# input.png: the 'Input PNG' download of this page (already downscaled), scaled to [0, 1]",
+    request.color === 'rgb'
+      ? "x = torch.from_numpy(np.asarray(Image.open('input.png').convert('RGB'), dtype=np.float32) / 255).permute(2, 0, 1)[None]"
+      : "x = torch.from_numpy(np.asarray(Image.open('input.png').convert('L'), dtype=np.float32) / 255)[None, None]",
+  ];
+}
+
+/**
  * The torch.nn.functional code that computes the same maps as the page.
  * @param {Object} request  the POST /api/conv body the page sends (explicit weights)
  * @param {Object} padding  resolved {top, bottom, left, right}
@@ -170,10 +190,7 @@ export function pytorchCode(request, padding) {
     'import torch.nn.functional as F',
     'from PIL import Image',
     '',
-    "# input.png: the 'Input PNG' download of this page (already downscaled), scaled to [0, 1]",
-    request.color === 'rgb'
-      ? "x = torch.from_numpy(np.asarray(Image.open('input.png').convert('RGB'), dtype=np.float32) / 255).permute(2, 0, 1)[None]"
-      : "x = torch.from_numpy(np.asarray(Image.open('input.png').convert('L'), dtype=np.float32) / 255)[None, None]",
+    ...inputLines(request),
     `w = torch.tensor(${pyList(request.weight)})  # (F, C/groups, KH, KW)`,
     `b = torch.tensor(${pyList(request.bias)})  # (F,)`,
   ];

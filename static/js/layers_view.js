@@ -36,6 +36,16 @@ export function stackText(s) {
 }
 
 /**
+ * The image the stack runs on: the page's image, or, while the convolution view shows a layer's real input
+ * (an 'act:…' activation), the image that layer was opened from.
+ * @param {Object} s  page state
+ * @returns {string}
+ */
+export function layersImage(s) {
+  return s.image.startsWith('act:') ? s.lsrc || 'mnist:0' : s.image;
+}
+
+/**
  * @typedef {Object} Hooks
  * @property {() => Object} get          the page's state (image, color, side, stack, lw, lunit)
  * @property {(changes: Object) => void} set   change the page's state (written to the URL)
@@ -60,7 +70,7 @@ export function viewSide(side) {
  */
 export function stackBody(s, npz = null) {
   return {
-    image: s.image,
+    image: layersImage(s),
     color: s.color,
     max_side: viewSide(s.side),
     text: stackText(s),
@@ -349,9 +359,9 @@ export function mountLayersView(root, api, hooks) {
     nodes.color.value = s.color;
     nodes.side.value = String(viewSide(s.side));
     nodes.weights.value = view.npz ? 'npz' : s.lw;
-    const images = [...new Set([s.image, 'mnist:0', 'mnist:1', 'mnist:7', ...view.samples.map((x) => `sample:${x}`)])];
+    const images = [...new Set([layersImage(s), 'mnist:0', 'mnist:1', 'mnist:7', ...view.samples.map((x) => `sample:${x}`)])];
     nodes.image.replaceChildren(...images.map((id) => el('option', { value: id, text: id })));
-    nodes.image.value = s.image;
+    nodes.image.value = layersImage(s);
     const preset = view.presets.find((p) => p.text === stackText(s));
     nodes.preset.value = preset ? preset.name : '';
   };
@@ -429,8 +439,9 @@ export function mountLayersView(root, api, hooks) {
       const [c, h] = preset.input;
       const s = hooks.get();
       const changes = { stack: preset.text, color: c === 1 ? 'gray' : 'rgb', lunit: [], lw: preset.name === 'mnist' ? 'mnist' : 'random' };
-      if (c === 3 && s.image.startsWith('mnist:')) changes.image = 'sample:astronaut';
-      if (c === 1 && !s.image.startsWith('mnist:')) changes.image = 'mnist:0';
+      const image = layersImage(s);
+      if (c === 3 && image.startsWith('mnist:')) changes.image = 'sample:astronaut';
+      if (c === 1 && !image.startsWith('mnist:')) changes.image = 'mnist:0';
       changes.side = SIDES.reduce((best, v) => (Math.abs(v - h) < Math.abs(best - h) ? v : best), SIDES[0]);
       hooks.set(changes);
       syncControls();
@@ -485,7 +496,7 @@ export function mountLayersView(root, api, hooks) {
       const open = event.target.closest('.lv-open');
       if (open) {
         const layer = view.answer.layers[Number(open.dataset.layer)];
-        hooks.openConv({ layer, answer: view.answer, state: hooks.get() });
+        hooks.openConv({ layer, answer: view.answer, state: hooks.get(), body: stackBody(hooks.get(), view.npz) });
         return;
       }
       hover(event, true);

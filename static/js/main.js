@@ -21,6 +21,7 @@ import { convGeometry, poolOutputSize, sliderBounds } from './shapes.js';
 import {
   channelCount,
   defaultState,
+  isActivation,
   normaliseFilters,
   paddingSpec,
   poolSpec,
@@ -29,7 +30,7 @@ import {
 } from './state.js';
 
 /** Keys whose change needs no new convolution (only views, highlights or follow-up requests). */
-const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj', 'nd', 'draw', 'stack', 'lw', 'lunit']);
+const VIEW_ONLY = new Set(['pos', 'up', 'target', 'seed', 'm', 'zoom', 'speed', 'tab', 'proj', 'nd', 'draw', 'stack', 'lw', 'lunit', 'lo', 'le', 'lsrc']);
 
 /** sessionStorage key of projector mode (kept per browser tab, never in a link). */
 const PROJECTOR_KEY = 'convlens:projector';
@@ -58,7 +59,7 @@ const FALLBACK_LIMITS = {
   max_stride: 8,
   max_padding: 10,
   max_dilation: 5,
-  max_filters: 8,
+  max_filters: 16,
   max_side: 512,
   side_choices: [28, 64, 128, 256, 512],
 };
@@ -162,6 +163,7 @@ function createApp(doc) {
     if (known) return known;
     const info = app.imageInfo.get(s.image);
     if (!info) return s.image.startsWith('mnist:') ? [28, 28] : [s.side, s.side];
+    if (isActivation(s.image)) return [info.height, info.width]; // an activation is never resized
     const longest = Math.max(info.width, info.height);
     if (longest <= s.side) return [info.height, info.width];
     const scale = s.side / longest;
@@ -329,7 +331,7 @@ function createApp(doc) {
     return {
       image: s.image,
       color: s.color,
-      max_side: s.side,
+      max_side: isActivation(s.image) ? null : s.side, // an activation is used as stored
       weight,
       bias: s.b.slice(),
       stride: [s.sh, s.sw],
@@ -373,6 +375,16 @@ function createApp(doc) {
    * @param {Object} changes
    */
   app.set = (changes) => {
+    const s = app.state;
+    if (s.lo >= 0 && !('lo' in changes) && ['k', 'w', 'b'].some((k) => k in changes)) {
+      changes = { ...changes, le: true }; // the filters are no longer the opened layer's: the link keeps them
+    }
+    if ('image' in changes && !('lo' in changes) && !isActivation(changes.image) && (s.lo >= 0 || s.lsrc)) {
+      changes = { ...changes, lo: -1, le: false, lsrc: '' }; // another image: no layer is open any more
+    } else if (s.lo >= 0 && !('lo' in changes) && ['stack', 'lw', 'color', 'side'].some((k) => k in changes && changes[k] !== s[k])) {
+      // the stack a link would rebuild the layer from has changed: the link keeps this layer's filters instead
+      changes = { ...changes, lo: -1, le: false };
+    }
     const keys = Object.keys(changes);
     Object.assign(app.state, changes);
     if (keys.every((k) => VIEW_ONLY.has(k))) {
@@ -461,8 +473,12 @@ function createApp(doc) {
     app.showPosition();
     const info = app.imageInfo.get(s.image);
     const size = inputSize();
+    const name = isActivation(s.image)
+      ? `the real input of layer ${s.lo >= 0 ? s.lo : '?'} of the stack (activation ${s.image.slice(4, 14)}…, ` +
+        `drawn as the mean of its ${channelCount(s)} channels)`
+      : s.image.length > 40 ? `upload ${s.image.slice(0, 10)}…` : s.image;
     $('image-info').textContent =
-      `${s.image.length > 40 ? `upload ${s.image.slice(0, 10)}…` : s.image}` +
+      `${name}` +
       `${info && info.label !== undefined && info.label !== null ? ` (label ${info.label})` : ''}: ` +
       `${size[0]} × ${size[1]} × ${channelCount(s)}`;
   };
@@ -703,30 +719,152 @@ function createApp(doc) {
   };
 
   /**
-   * Open a Conv2d of the Layers view in the convolution view, with its real input. Done when the layer reads
-   * the input image itself (layer 0) in gray with at most 8 filters: the convolution view takes an image and
-   * one 2-D kernel per filter, so a deeper layer (whose input is a many-channel activation) cannot be shown.
-   * @param {{layer: Object, answer: Object, state: Object}} detail
+   * Why a Conv2d cannot be shown by the convolution view (its limits: filters, kernel, stride, dilation,
+   * padding, groups), or '' when it can.
+   * @param {Object} conv  the `conv` of a POST /api/stack/activation answer
+   * @returns {string}
    */
-  app.openLayer = ({ layer, answer }) => {
-    const { height: h, width: w } = layer;
-    const feasible = layer.index === 0 && layer.weight && answer.input.shape[0] === 1 && layer.weight.length <= 8
-      && h.kernel <= 11 && w.kernel <= 11 && h.dilation <= 5 && w.dilation <= 5 && Math.max(h.pad_lo, h.pad_hi, w.pad_lo, w.pad_hi) <= 10;
-    if (!feasible) {
-      status(`Layer ${layer.index} cannot be opened in the convolution view, which convolves the image itself (gray) `
-        + `with at most 8 filters: ${layer.index === 0 ? 'this layer has other settings' : 'this layer reads the previous layer’s many-channel activation'}.`);
-      return;
+  const layerLimit = (conv) => {
+    const lim = app.limits;
+    const [kh, kw] = conv.kernel_size;
+    const checks = [
+      [conv.out_channels <= lim.max_filters, `it has ${conv.out_channels} filters, the convolution view shows at most ${lim.max_filters}`],
+      [Math.max(kh, kw) <= lim.max_kernel, `its kernel is ${kh} × ${kw}, the convolution view allows at most ${lim.max_kernel} × ${lim.max_kernel}`],
+      [Math.max(...conv.stride) <= lim.max_stride, `its stride is ${conv.stride.join(' × ')}, at most ${lim.max_stride} is allowed`],
+      [Math.max(...conv.dilation) <= lim.max_dilation, `its dilation is ${conv.dilation.join(' × ')}, at most ${lim.max_dilation} is allowed`],
+      [Math.max(...conv.padding) <= lim.max_padding, `its padding is ${conv.padding.join(', ')} (top, bottom, left, right), at most ${lim.max_padding} is allowed`],
+      [conv.groups <= 8, `it has ${conv.groups} groups, the convolution view allows at most 8`],
+    ];
+    const failed = checks.find(([ok]) => !ok);
+    return failed ? failed[1] : '';
+  };
+
+  /**
+   * The convolution view's pooling for the stack's pooling layer after an opened Conv2d (and its ReLU), when
+   * the view can show it: square, no dilation, floor mode, padded zeros counted (avg), within its sliders.
+   * @param {Object|null} pool  `conv.pool_after` of POST /api/stack/activation
+   * @returns {{pool: string, pk?: number, ps?: number, pp?: number}}
+   */
+  const layerPool = (pool) => {
+    if (!pool) return { pool: 'none' };
+    const [k, k2] = pool.kernel_size;
+    const [st, st2] = pool.stride;
+    const [p, p2] = pool.padding;
+    const shown = k === k2 && st === st2 && p === p2 && pool.dilation.every((d) => d === 1) && !pool.ceil_mode
+      && pool.count_include_pad && k <= 8 && st <= 8 && p <= Math.min(4, Math.floor(k / 2));
+    return shown ? { pool: pool.mode, pk: k, ps: st, pp: p } : { pool: 'none' };
+  };
+
+  /**
+   * The settings of the convolution view that show an opened layer (POST /api/stack/activation's answer).
+   * @param {Object} answer
+   * @param {boolean} withWeights  also its filters (k, w, b)
+   * @returns {Object} state changes
+   */
+  const layerSettings = (answer, withWeights) => {
+    const cv = answer.conv;
+    const [pt, pb, pl, pr] = cv.padding;
+    const changes = {
+      ...layerInput(answer),
+      kh: cv.kernel_size[0], kw: cv.kernel_size[1], sh: cv.stride[0], sw: cv.stride[1], dh: cv.dilation[0], dw: cv.dilation[1],
+      pad: 'explicit', pt, pb, pl, pr, pm: 'zeros', groups: cv.groups, act: cv.relu_after ? 'relu' : 'none',
+      ...layerPool(cv.pool_after),
+    };
+    if (!withWeights) return changes;
+    return {
+      ...changes,
+      k: cv.weight.map(() => 'custom'),
+      w: cv.weight.map((filter) => filter.flat(2)),
+      b: cv.bias ? cv.bias.slice() : cv.weight.map(() => 0),
+    };
+  };
+
+  /**
+   * The input of an opened layer: layer 0 reads the image itself (shown as the image, at the Layers view's
+   * size); a deeper layer reads the stored activation ('act:…', C channels).
+   * @param {Object} answer  POST /api/stack/activation's answer
+   * @returns {Object} state changes
+   */
+  const layerInput = (answer) => {
+    if (answer.layer === 0 && app.openedFrom) {
+      return { image: app.openedFrom.image, side: app.openedFrom.max_side, color: app.openedFrom.color };
     }
+    return { image: answer.id, lc: answer.shape[0] };
+  };
+
+  /** Remember an activation's size and channels (as GET /api/images/{id} would say). */
+  const knowActivation = (answer) => {
+    const [c, h, w] = answer.shape;
+    app.imageInfo.set(answer.id, {
+      id: answer.id, kind: 'activation', width: w, height: h, channels: c,
+      original_width: w, original_height: h, downscaled: false, label: null,
+    });
+  };
+
+  /**
+   * Open a Conv2d of the Layers view in the convolution view on its real input. POST /api/stack/activation
+   * runs the stack up to the layer and stores its input (the previous layer's activation, C channels) as an
+   * 'act:…' image; the convolution view then computes the layer on it with the layer's own weights (custom
+   * filters), bias, stride, padding, dilation, groups, and ReLU when the stack's next layer is one, so every
+   * single-layer view (maps, im2col, GEMM, explain, backward, per-channel view, code) shows that layer.
+   * A layer beyond the convolution view's limits is not opened: the status line says which limit.
+   * @param {{layer: Object, body: Object}} detail  the layer's entry of POST /api/stack; the stack request
+   * @returns {Promise<boolean>} whether the layer was opened
+   */
+  app.openLayer = async ({ layer, body }) => {
+    const index = layer.index;
+    status(`Opening layer ${index}…`);
+    let answer;
+    try {
+      answer = await track(api.post('/api/stack/activation', { ...body, layer: index }));
+    } catch (error) {
+      status(`Layer ${index} could not be opened: ${error.message}`);
+      return false;
+    }
+    const why = layerLimit(answer.conv);
+    if (why) {
+      status(`Layer ${index} cannot be opened in the convolution view: ${why}.`);
+      return false;
+    }
+    knowActivation(answer);
+    app.openedFrom = body;
+    // with weights from an uploaded .npz the stack cannot be rebuilt from the link: the link keeps the filters
+    const rebuildable = !body.weights || body.weights.source !== 'npz';
     app.set({
-      tab: 'conv', color: 'gray', kh: h.kernel, kw: w.kernel, sh: h.stride, sw: w.stride, dh: h.dilation, dw: w.dilation,
-      pad: 'explicit', pt: h.pad_lo, pb: h.pad_hi, pl: w.pad_lo, pr: w.pad_hi, groups: 1, act: 'none', pool: 'none',
-      k: layer.weight.map(() => 'custom'),
-      w: layer.weight.map((filter) => filter[0].flat()),
-      b: layer.bias ? layer.bias.slice() : layer.weight.map(() => 0),
-      pos: [0, 0, 0],
+      ...layerSettings(answer, true), tab: 'conv', lsrc: body.image, lo: rebuildable ? index : -1, le: false, pos: [0, 0, 0],
     });
     app.showTab();
-    status(`Opened layer ${layer.index} of the stack in the convolution view.`);
+    const [c, h, w] = answer.shape;
+    status(`Opened layer ${index} of the stack on its real input: ${c} channel${c === 1 ? '' : 's'} of ${h} × ${w}` +
+      `${index ? ` (the output of layer ${index - 1})` : ' (the image)'}.`);
+    return true;
+  };
+
+  /**
+   * A link to an opened layer: run the stack again to store the layer's input (the same id: it is named by its
+   * content, so an evicted activation comes back) and, unless the link carries edited filters (`le`), take the
+   * layer's weights, which the link leaves out.
+   * @returns {Promise<void>}
+   */
+  app.reopenLayer = async () => {
+    const s = app.state;
+    const { stackBody } = await import('./layers_view.js');
+    try {
+      const body = stackBody(s);
+      const answer = await track(api.post('/api/stack/activation', { ...body, layer: s.lo }));
+      knowActivation(answer);
+      app.openedFrom = body;
+      Object.assign(s, layerInput(answer));
+      if (!s.le) {
+        // the link's other settings (stride, padding, …) stay as they are: only the weights come from the stack
+        const { k, w, b } = layerSettings(answer, true);
+        Object.assign(s, { k, w, b });
+      }
+    } catch (error) {
+      status(`The link opens layer ${s.lo} of a stack on ${s.lsrc}, which cannot be computed here (${error.message}); ` +
+        'showing the default digit.');
+      Object.assign(s, { image: defaultState().image, lo: -1, le: false, lsrc: '', k: ['sobel_x'], w: [null], b: [0] });
+    }
   };
 
   /**
@@ -833,7 +971,14 @@ function createApp(doc) {
     for (const kernel of kernels.kernels) app.presets.set(kernel.name, kernel);
     app.presetNames = kernels.kernels.map((k) => k.name);
     if (info) app.imageInfo.set(app.state.image, info);
-    else if (app.state.image !== defaultState().image) {
+    if (app.state.lo >= 0 && app.state.lsrc) await app.reopenLayer();
+    else if (info) {
+      // a known image, as the link says
+    } else if (isActivation(app.state.image)) {
+      status(`The layer input ${app.state.image.slice(0, 14)}… is no longer stored on this server (it was evicted, or ` +
+        'the link comes from another server); open the layer again from the Layers view. Showing the default digit.');
+      app.state.image = defaultState().image;
+    } else if (app.state.image !== defaultState().image) {
       status(`Image ${app.state.image} is not available here; showing the default digit.`);
       app.state.image = defaultState().image;
     }

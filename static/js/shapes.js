@@ -6,6 +6,8 @@
 //   convolution output  o = floor((n + p_lo + p_hi - k_eff) / s) + 1
 //   pooling output      o = floor((n + 2p - k_eff) / s) + 1   (PyTorch; symmetric p <= k / 2)
 
+import { channelCount } from './state.js';
+
 /**
  * @typedef {{top: number, bottom: number, left: number, right: number}} Padding
  */
@@ -313,7 +315,7 @@ export function sliderBounds(state, inputSize, limits) {
     bounds.ps = { min: 1, max: 8 };
     bounds.pp = { min: 0, max: Math.min(4, Math.floor(state.pk / 2)) };
   }
-  const c = state.color === 'rgb' ? 3 : 1;
+  const c = channelCount(state);
   const f = state.k.length;
   bounds.groups = [];
   for (let g = 1; g <= Math.min(c, f); g += 1) if (c % g === 0 && f % g === 0) bounds.groups.push(g);

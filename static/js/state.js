@@ -67,9 +67,29 @@ export const PROPERTIES = [
   { key: 'stack', type: 'string', def: '' },
   { key: 'lw', type: 'enum', values: ['random', 'mnist'], def: 'random' },
   { key: 'lunit', type: 'ints', def: [] },
+  // a layer of the stack opened in the convolution view: its index (−1: none; while ≥ 0 the filters are that
+  // layer's weights, re-read from the stack, so `k`, `w`, `b` stay out of the link), the Layers view's own
+  // image while the convolution view shows the layer's input (`image` is then its 'act:…' activation), and
+  // that activation's channel count
+  { key: 'lo', type: 'int', def: -1, min: -1, max: 31 },
+  { key: 'lsrc', type: 'string', def: '' },
+  { key: 'lc', type: 'int', def: 0, min: 0, max: 64 },
 ];
 
-export const MAX_FILTERS = 8;
+/** Most filters the page shows (app/schemas.py MAX_FILTERS_PAGE). */
+export const MAX_FILTERS = 16;
+
+/** Keys a link leaves out while a stack's layer is open (its weights are read from the stack again). */
+const LAYER_WEIGHTS = new Set(['k', 'w', 'b']);
+
+/**
+ * Whether the image id is an activation stored by POST /api/stack/activation ('act:<sha256>').
+ * @param {string} id
+ * @returns {boolean}
+ */
+export function isActivation(id) {
+  return typeof id === 'string' && id.startsWith('act:');
+}
 
 /**
  * A fresh state object holding every default.
@@ -229,13 +249,14 @@ export function queryFromState(state) {
   const params = new URLSearchParams();
   for (const spec of PROPERTIES) {
     if (spec.local) continue;
+    if (state.lo >= 0 && LAYER_WEIGHTS.has(spec.key)) continue;
     params.set(spec.key, formatValue(spec, state[spec.key]));
   }
   return `?${params.toString()}`;
 }
 
 /**
- * Make the per-filter lists (presets `k`, biases `b`, custom weights `w`) the same length (1..8).
+ * Make the per-filter lists (presets `k`, biases `b`, custom weights `w`) the same length (1..16).
  * @param {Object} state
  * @returns {Object} the same state
  */
@@ -258,9 +279,10 @@ export function normaliseFilters(state) {
 /**
  * Number of input channels the server will compute with.
  * @param {Object} state
- * @returns {number} 1 for gray, 3 for rgb
+ * @returns {number} 1 for gray, 3 for rgb; for an activation ('act:…' image) its own channel count `lc`
  */
 export function channelCount(state) {
+  if (isActivation(state.image)) return Math.max(1, state.lc);
   return state.color === 'rgb' ? 3 : 1;
 }
 
