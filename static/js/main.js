@@ -834,6 +834,7 @@ function createApp(doc) {
       ...layerSettings(answer, true), tab: 'conv', lsrc: body.image, lo: rebuildable ? index : -1, le: false, pos: [0, 0, 0],
     });
     app.showTab();
+    doc.defaultView.scrollTo(0, 0); // the convolution view from its top, not where the Layers view was scrolled
     const [c, h, w] = answer.shape;
     status(`Opened layer ${index} of the stack on its real input: ${c} channel${c === 1 ? '' : 's'} of ${h} × ${w}` +
       `${index ? ` (the output of layer ${index - 1})` : ' (the image)'}.`);
