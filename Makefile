@@ -77,11 +77,15 @@ train: $(STAMP_RUN)
 # Mutation testing of core/ and app/'s request validation (mutmut 3, settings in setup.cfg): each mutant runs
 # only the non-browser, non-slow tests that reach the mutated function. About 45 min on 2 busy cores for the
 # whole set; `make mutate MUTANTS='core.shapes*'` runs one module. Writes var/mutation/report.md.
+# A mutant that makes a request wait forever (the body-limit middleware's read loop) is stopped after 20 s of
+# wall time and counts as killed: mutmut's own limit counts CPU seconds, which a waiting test never spends,
+# and pytest-timeout switches itself off under mutmut's tracer unless told not to.
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
 mutate: $(STAMP_TEST)
 	$(PY) -m pip install --disable-pip-version-check -q "mutmut==3.8.1"
-	$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true
+	PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
+		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true
 	$(PY) scripts/mutation_report.py
 
 docker:
