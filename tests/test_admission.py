@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,12 +17,21 @@ from app.main import create_app
 from app.schemas import ConvRequest
 from app.settings import Settings
 
+T = TypeVar("T")
+
 
 @pytest.fixture(autouse=True)
 def fresh_gates() -> Iterator[None]:
     reset_gates()
     yield
     reset_gates()
+
+
+def run_alone(scenario: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: a browser test run earlier in this process (pytest-xdist puts
+    test files of every kind in one worker) leaves Playwright's event loop running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario).result()
 
 
 async def _blocked_job(gate: Gate, release: threading.Event, value: int) -> int:
@@ -45,7 +56,7 @@ def test_a_full_queue_is_refused_with_503_and_nothing_admitted_is_lost() -> None
         assert (gate.active, gate.queued, gate.started, gate.refused) == (0, 0, 2, 1)
         return done, refused.value
 
-    done, busy = asyncio.run(scenario())
+    done, busy = run_alone(scenario())
     assert done == [1, 2]
     assert busy.status_code == 503
     assert busy.headers == {"Retry-After": "3"}
@@ -66,7 +77,7 @@ def test_a_wait_longer_than_allowed_is_a_503_and_frees_its_place() -> None:
         assert await gate.run(None, lambda: 5) == 5  # the slot came back
         assert gate.active == 0
 
-    asyncio.run(scenario())
+    run_alone(scenario())
 
 
 def test_waiters_are_served_in_order_and_never_more_than_running_at_once() -> None:
@@ -90,7 +101,7 @@ def test_waiters_are_served_in_order_and_never_more_than_running_at_once() -> No
         assert state["most"] == 2
         return list(results)
 
-    assert asyncio.run(scenario()) == list(range(8))
+    assert run_alone(scenario()) == list(range(8))
 
 
 class _GoneRequest:
@@ -107,7 +118,7 @@ def test_work_of_a_client_that_has_gone_is_not_started() -> None:
             await gate.run(_GoneRequest(), lambda: called.append(1))  # type: ignore[arg-type]
         assert gate.active == 0
 
-    asyncio.run(scenario())
+    run_alone(scenario())
     assert called == []
 
 
