@@ -195,3 +195,19 @@ def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
     assert any("more than the input height (5)" in w for w in explanation.warnings)
     assert any("more than the input width (6)" in w for w in explanation.warnings)
     assert not any("more than the input" in w for w in explain_conv((1, 1, 7, 7), (1, 1, 7, 7)).warnings)
+
+
+def test_without_padding_is_the_same_windows_over_the_padded_input():
+    """A 5 × 4 input padded (top 1, bottom 2, left 0, right 1) by reflection is an 8 × 5 input with no
+    padding; kernel (3, 2), stride (2, 1), dilation (1, 2): spans 3 and 3, output
+    ((8 − 3) // 2 + 1, (5 − 3) // 1 + 1) = (3, 3), uncovered ((8 − 3) % 2, (5 − 3) % 1) = (1, 0)."""
+    g = window_geometry((5, 4), (3, 2), (2, 1), (1, 2, 0, 1), (1, 2), "reflect")
+    bare = g.without_padding()
+    assert (bare.height, bare.width) == bare.padded == g.padded == (8, 5)
+    assert bare.padding == Padding(0, 0, 0, 0) and bare.padding_mode == "zeros"
+    assert (bare.kernel, bare.stride, bare.dilation, bare.effective) == ((3, 2), (2, 1), (1, 2), (3, 3))
+    assert bare.output == g.output == (3, 3) and bare.uncovered == g.uncovered == (1, 0)
+    assert bare == window_geometry((8, 5), (3, 2), (2, 1), 0, (1, 2))  # every field, as for a fresh input
+
+    layer = conv_geometry((2, 4, 5, 4), (6, 2, 3, 2), (2, 1), (1, 2, 0, 1), (1, 2), 2, "reflect")
+    assert layer.without_padding() == conv_geometry((2, 4, 8, 5), (6, 2, 3, 2), (2, 1), 0, (1, 2), 2)
