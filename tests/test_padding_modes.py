@@ -191,6 +191,8 @@ def test_pytorch_rules(mode: str, pad: int, size: int, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):
             conv2d(x, w, padding=pad, padding_mode=mode)
+        with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):  # the explanation as well
+            explain_conv(x.shape, w.shape, padding=pad, padding_mode=mode)
 
 
 def test_unknown_mode_lists_the_allowed() -> None:

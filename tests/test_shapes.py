@@ -175,8 +175,32 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
         (lambda: window_geometry(4, 7), r"kernel 7 spans 7 pixels but the padded input is only 4 tall"),
         (lambda: window_geometry(4, 3, dilation=2), r"dilation 2 spans 5 pixels"),
-        (lambda: conv_geometry((1, 3, 8), (4, 3, 3, 3)), r"input must have 4 dimensions"),
-        (lambda: conv_geometry((1, 3, 8, 8), (4, 2, 3, 3)), r"weight has 2 input channels per filter"),
+        (
+            lambda: conv_geometry((1, 3, 8), (4, 3, 3, 3)),
+            r"^input must have 4 dimensions \(N, C, H, W\), got shape \(1, 3, 8\)$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (3, 3)),
+            r"^weight must have 4 dimensions \(F, C/groups, KH, KW\), got shape \(3, 3\)$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 3, 3, 3), groups=0),
+            r"^groups must be a positive int, got 0$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 3, 3, 3), groups=1.0),
+            r"^groups must be a positive int, got 1\.0$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 2, 3, 3)),
+            r"^weight has 2 input channels per filter but the input has 3 channels in 1 group\(s\), "
+            r"so each filter needs 3$",
+        ),
+        (
+            lambda: conv_geometry((1, 4, 8, 8), (4, 1, 3, 3), groups=2),
+            r"^weight has 1 input channels per filter but the input has 4 channels in 2 group\(s\), "
+            r"so each filter needs 2$",
+        ),
         (lambda: conv_geometry((1, 3, 8, 8), (4, 1, 3, 3), groups=2), r"groups \(2\) must divide the input"),
         (lambda: conv_geometry((1, 4, 8, 8), (3, 2, 3, 3), groups=2), r"must divide the number of filters"),
         (lambda: pool_output_size(8, 2, padding=2), r"at most half the kernel"),
@@ -186,6 +210,12 @@ def test_explain_pool_mnist_and_ceil_correction():
 def test_bad_arguments_raise_a_sentence(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_conv_geometry_defaults_to_no_padding_stride_and_dilation_one() -> None:
+    """5 × 6 input, 3 × 3 kernel, nothing else given: (5 − 3 + 1) × (6 − 3 + 1) = 3 × 4."""
+    g = conv_geometry((2, 1, 5, 6), (4, 1, 3, 3))
+    assert g.output_shape == (2, 4, 3, 4) and g.window.padding == Padding(0, 0, 0, 0)
 
 
 def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
