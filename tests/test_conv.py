@@ -376,11 +376,11 @@ def test_taps_that_read_only_padding_add_nothing(dtype):
 
 @pytest.mark.parametrize("bias", [None, [0.5]])
 def test_a_tap_above_the_input_for_every_window_with_a_large_stride(bias):
-    """3 × 1 input [1, 2, 3], kernel 3 × 1 of ones, stride 3, padding 2 on top: one window, rows −2…0, so
-    the taps at rows −2 and −1 read padding for every window and only x[0] = 1 is summed. (With stride 3
-    the strided slice of the first tap would start at row 1 if it were not skipped.)"""
-    x = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1)
-    out = conv2d(x, np.ones((1, 1, 3, 1)), bias, stride=(3, 1), padding=(2, 0, 0, 0))
+    """6 × 1 input [1 … 6], kernel 6 × 1 of ones, stride (3, 2), padding 2 on top: one window, rows −2…3,
+    so the taps at rows −2 and −1 read padding for every window and x[0] … x[3] are summed: 10. (A strided
+    slice for the first tap, had it not been skipped, would start at row 1 and hold rows 1 and 4.)"""
+    x = np.arange(1.0, 7.0).reshape(1, 1, 6, 1)
+    out = conv2d(x, np.ones((1, 1, 6, 1)), bias, stride=(3, 2), padding=(2, 0, 0, 0))
     assert out.shape == (1, 1, 1, 1)
-    assert out[0, 0, 0, 0] == 1.0 + (0.0 if bias is None else 0.5)
-    np.testing.assert_array_equal(im2col(x, (3, 1), (3, 1), (2, 0, 0, 0))[0, :, 0], [0.0, 0.0, 1.0])
+    assert out[0, 0, 0, 0] == 10.0 + (0.0 if bias is None else 0.5)
+    np.testing.assert_array_equal(im2col(x, (6, 1), (3, 2), (2, 0, 0, 0))[0, :, 0], [0, 0, 1, 2, 3, 4])

@@ -191,8 +191,50 @@ def test_pytorch_rules(mode: str, pad: int, size: int, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):
             conv2d(x, w, padding=pad, padding_mode=mode)
-        with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):  # the explanation as well
-            explain_conv(x.shape, w.shape, padding=pad, padding_mode=mode)
+
+
+@pytest.mark.parametrize(("mode", "pad"), [("reflect", 3), ("circular", 4)])
+def test_explain_conv_refuses_what_conv2d_refuses(mode: str, pad: int) -> None:
+    """The shape panel's explanation applies PyTorch's border rules as the convolution does (3 × 7 input:
+    reflect needs padding < 3, circular at most 3)."""
+    with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):
+        explain_conv((1, 1, 3, 7), (1, 1, 1, 1), padding=pad, padding_mode=mode)
+    assert explain_conv((1, 1, 3, 7), (1, 1, 1, 1), padding=pad - 1, padding_mode=mode).output_shape == (
+        1,
+        1,
+        3 + 2 * (pad - 1),
+        7 + 2 * (pad - 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "padding", "sentence"),
+    [
+        (
+            "reflect",
+            (3, 0, 0, 0),
+            "padding_mode 'reflect' needs padding smaller than the input height: padding (3, 0) with input "
+            "height 3 allows at most 2 per side; use less padding, a larger image or another padding_mode",
+        ),
+        (
+            "reflect",
+            (0, 0, 1, 7),
+            "padding_mode 'reflect' needs padding smaller than the input width: padding (1, 7) with input "
+            "width 7 allows at most 6 per side; use less padding, a larger image or another padding_mode",
+        ),
+        (
+            "circular",
+            (0, 0, 8, 0),
+            "padding_mode 'circular' needs padding at most the input width: padding (8, 0) with input "
+            "width 7 would wrap around more than once; use at most 7 per side",
+        ),
+    ],
+)
+def test_border_refusals_name_the_axis_and_the_most_allowed(mode: str, padding, sentence: str) -> None:
+    """3 × 7 input: reflect allows at most n − 1 per side (2 rows, 6 columns), circular at most n."""
+    with pytest.raises(ValueError) as refused:
+        conv2d(np.ones((1, 1, 3, 7)), np.ones((1, 1, 1, 1)), padding=padding, padding_mode=mode)
+    assert str(refused.value) == sentence
 
 
 def test_unknown_mode_lists_the_allowed() -> None:

@@ -216,6 +216,7 @@ def test_conv_geometry_defaults_to_no_padding_stride_and_dilation_one() -> None:
     """5 × 6 input, 3 × 3 kernel, nothing else given: (5 − 3 + 1) × (6 − 3 + 1) = 3 × 4."""
     g = conv_geometry((2, 1, 5, 6), (4, 1, 3, 3))
     assert g.output_shape == (2, 4, 3, 4) and g.window.padding == Padding(0, 0, 0, 0)
+    assert window_geometry((5, 6), 3).output == (3, 4)
 
 
 def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
