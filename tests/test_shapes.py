@@ -173,6 +173,16 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: resolve_padding(-1, 3), "padding cannot be negative"),
         (lambda: resolve_padding((1, 2, 3), 3), "not understood"),
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
+        (lambda: window_geometry(0, 3), r"^input size must be at least 1, got 0$"),
+        (
+            lambda: window_geometry("5", 3),
+            r"^input size must be an int or a \(height, width\) pair of ints, got '5'$",
+        ),
+        (lambda: window_geometry(5, (3, 0)), r"^kernel_size must be at least 1, got \(3, 0\)$"),
+        (
+            lambda: window_geometry(5, (3,)),
+            r"^kernel_size must be an int or a \(height, width\) pair of ints, got \(3,\)$",
+        ),
         (lambda: window_geometry(4, 7), r"kernel 7 spans 7 pixels but the padded input is only 4 tall"),
         (lambda: window_geometry(4, 3, dilation=2), r"dilation 2 spans 5 pixels"),
         (
