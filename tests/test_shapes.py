@@ -174,6 +174,7 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: resolve_padding((1, 2, 3), 3), "not understood"),
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
         (lambda: window_geometry(0, 3), r"^input size must be at least 1, got 0$"),
+        (lambda: window_geometry(5, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
         (
             lambda: window_geometry("5", 3),
             r"^input size must be an int or a \(height, width\) pair of ints, got '5'$",
