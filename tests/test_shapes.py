@@ -172,6 +172,13 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: resolve_padding("sam", 3), "unknown padding 'sam'"),
         (lambda: resolve_padding(-1, 3), "padding cannot be negative"),
         (lambda: resolve_padding((1, 2, 3), 3), "not understood"),
+        # resolve_padding checks its own arguments (it is called directly, not only by window_geometry)
+        (lambda: resolve_padding(1, 0), r"^kernel_size must be at least 1, got 0$"),
+        (lambda: resolve_padding(1, "3"), r"^kernel_size must be an int or a \(height, width\) pair of ints"),
+        (lambda: resolve_padding(1, 3, stride=0), r"^stride must be at least 1, got 0$"),
+        (lambda: resolve_padding(1, 3, stride="2"), r"^stride must be an int or a \(height, width\) pair"),
+        (lambda: resolve_padding(1, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
+        (lambda: resolve_padding(1, 3, dilation="2"), r"^dilation must be an int or a \(height, width\)"),
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
         (lambda: window_geometry(0, 3), r"^input size must be at least 1, got 0$"),
         (lambda: window_geometry(5, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
