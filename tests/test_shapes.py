@@ -178,6 +178,22 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: resolve_padding(1, 3, stride=0), r"^stride must be at least 1, got 0$"),
         (lambda: resolve_padding(1, 3, stride="2"), r"^stride must be an int or a \(height, width\) pair"),
         (lambda: resolve_padding(1, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
+        (
+            lambda: resolve_padding("same", 3, 2, input_size=(0, 4)),
+            r"^input_size must be at least 1, got \(0, 4\)$",
+        ),
+        (
+            lambda: resolve_padding("same", 3, 2, input_size="4"),
+            r"^input_size must be an int or a \(height, width\)",
+        ),
+        (
+            lambda: resolve_padding("same", 3, (2, 1)),
+            r"^padding 'same' with stride 2 depends on the input height; pass input_size$",
+        ),
+        (
+            lambda: resolve_padding("same", 3, (1, 3)),
+            r"^padding 'same' with stride 3 depends on the input width; pass input_size$",
+        ),
         (lambda: resolve_padding(1, 3, dilation="2"), r"^dilation must be an int or a \(height, width\)"),
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
         (lambda: window_geometry(0, 3), r"^input size must be at least 1, got 0$"),
