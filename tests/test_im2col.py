@@ -9,6 +9,7 @@ from textbook import conv_out, padding_tblr, pair
 from core.im2col import (
     COL2IM_METHODS,
     IM2COL_METHODS,
+    as_float_array,
     col2im,
     im2col,
     im2col_geometry,
@@ -308,3 +309,9 @@ def test_slices_into_writes_one_band_of_output_rows(case):
         cols = np.full((n, c, kh, kw, r1 - r0, ow), np.nan)
         slices_into(cols, x, geometry, band=(r0, r1), planes=planes)
         np.testing.assert_array_equal(cols, full[..., r0:r1, :], err_msg=f"band {(r0, r1)}")
+
+
+def test_as_float_array_names_x_by_default():
+    with pytest.raises(ValueError, match=r"^x must hold real numbers, got dtype complex128$"):
+        as_float_array(np.zeros(2, dtype=complex))
+    assert as_float_array([1, 2]).dtype == np.float64 and as_float_array(np.float32([1])).dtype == np.float32

@@ -276,3 +276,13 @@ def test_without_padding_is_the_same_windows_over_the_padded_input():
 
     layer = conv_geometry((2, 4, 5, 4), (6, 2, 3, 2), (2, 1), (1, 2, 0, 1), (1, 2), 2, "reflect")
     assert layer.without_padding() == conv_geometry((2, 4, 8, 5), (6, 2, 3, 2), (2, 1), 0, (1, 2), 2)
+
+
+def test_effective_kernel_defaults_to_no_dilation_and_refuses_zero():
+    """span = (k − 1)·d + 1: 3 with no dilation, 5 with dilation 2."""
+    assert effective_kernel(3) == 3 and effective_kernel(3, 2) == 5
+    for k, d in ((0, 1), (3, 0)):
+        with pytest.raises(ValueError) as refused:
+            effective_kernel(k, d)
+        sentence = f"kernel size and dilation must be at least 1, got kernel {k}, dilation {d}"
+        assert str(refused.value) == sentence
