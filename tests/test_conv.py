@@ -345,3 +345,42 @@ def test_conv2d_gemm_without_bias_owns_its_output_and_honours_the_method():
         np.testing.assert_array_equal(conv2d_gemm(x, w, None, 2, 1, method=method).x_col, gemm.x_col)
     with pytest.raises(ValueError, match="unknown im2col method 'fast'"):
         conv2d_gemm(x, w, None, 2, 1, method="fast")
+
+
+@pytest.mark.parametrize(("x_dtype", "w_dtype"), [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_float_dtypes_are_computed_in_float64(x_dtype, w_dtype):
+    """float32 with float64 is promoted to float64 (the module's dtype rule), the bias with them: a 1×1
+    kernel of 0.1 and a bias of 0.1 give 0.1·x + 0.1 to float64 precision (a float32 bias would be off by
+    1.5e-9, a float32 product by 1e-8 relative)."""
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=x_dtype)  # exact in both dtypes
+    w = np.full((1, 1, 1, 1), 0.1, dtype=w_dtype)
+    out = conv2d(x, w, np.array([0.1]))
+    assert out.dtype == np.float64
+    tap = float(w_dtype(0.1))  # the weight as given
+    expected = [[tap * 1.0 + 0.1, tap * 2.0 + 0.1], [tap * 3.0 + 0.1, tap * 4.0 + 0.1]]
+    np.testing.assert_allclose(out[0, 0], expected, rtol=1e-13, atol=0)
+    grads = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    assert [g.dtype for g in grads] == [np.float64] * 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_taps_that_read_only_padding_add_nothing(dtype):
+    """A 5×5 kernel of ones, stride 2, padding 2 on a 2×2 input: one window (rows and columns −2…2)
+    holding the four pixels, so the output is their sum plus the bias. The taps at rows or columns −2,
+    −1 and 2 read only padding: zeros, whatever the buffer held before."""
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=dtype)
+    out = conv2d(x, np.ones((1, 1, 5, 5), dtype=dtype), np.array([0.5], dtype=dtype), stride=2, padding=2)
+    assert out.shape == (1, 1, 1, 1) and out.dtype == dtype
+    assert out[0, 0, 0, 0] == 1 + 2 + 3 + 4 + 0.5
+
+
+@pytest.mark.parametrize("bias", [None, [0.5]])
+def test_a_tap_above_the_input_for_every_window_with_a_large_stride(bias):
+    """6 × 1 input [1 … 6], kernel 6 × 1 of ones, stride (3, 2), padding 2 on top: one window, rows −2…3,
+    so the taps at rows −2 and −1 read padding for every window and x[0] … x[3] are summed: 10. (A strided
+    slice for the first tap, had it not been skipped, would start at row 1 and hold rows 1 and 4.)"""
+    x = np.arange(1.0, 7.0).reshape(1, 1, 6, 1)
+    out = conv2d(x, np.ones((1, 1, 6, 1)), bias, stride=(3, 2), padding=(2, 0, 0, 0))
+    assert out.shape == (1, 1, 1, 1)
+    assert out[0, 0, 0, 0] == 10.0 + (0.0 if bias is None else 0.5)
+    np.testing.assert_array_equal(im2col(x, (6, 1), (3, 2), (2, 0, 0, 0))[0, :, 0], [0, 0, 1, 2, 3, 4])

@@ -146,6 +146,34 @@ def test_explain_pool_steps_and_warnings_per_axis():
     ]
 
 
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "dropped"),
+    [
+        (7, 2, 3, 0, 2),  # windows start at 0 and 3 and cover rows 0–4: rows 5 and 6 are dropped
+        (8, 3, 3, 1, 1),  # 10 padded rows, windows at 0, 3 and 6 cover rows 0–8: row 9 is dropped
+    ],
+)
+def test_explain_pool_counts_the_rows_after_the_last_window(size, kernel, stride, padding, dropped):
+    e = explain_pool((1, 1, size, 1), (kernel, 1), (stride, 1), (padding, 0))
+    assert e.output_shape[2] == pool_out((size, 1), (kernel, 1), (stride, 1), (padding, 0), 1, False)[0]
+    assert e.warnings == [
+        f"pool stride {stride} does not fit the height: the last {dropped} of {size + 2 * padding} padded "
+        "rows are dropped (ceil_mode would keep a partial window)"
+    ]
+
+
+def test_pool_geometry_carries_ceil_mode_to_rerun_the_pool():
+    """core.algorithms re-runs the pool from a PoolGeometry's fields, ceil_mode among them. 5 wide,
+    kernel 2, stride 2: ceil mode keeps a third, partial window (it starts at 4 < 5); floor pools to 2."""
+    g = PoolGeometry((5, 5), 2, None, 0, 1, True)
+    assert g.ceil_mode is True
+    assert g.output == pool_out((5, 5), 2, 2, 0, 1, True) == (3, 3)
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    out = max_pool2d(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode)
+    assert out.shape == (1, 1, *g.output)
+    assert out[0, 0, :, 2].tolist() == [9.0, 19.0, 24.0]  # the last column's windows hold only column 4
+
+
 def test_explain_pool_ceil_mode_correction_formula():
     e = explain_pool((1, 1, 5, 1), (2, 1), (2, 1), (1, 0), 1, True)
     correction = e.steps[1]
@@ -185,6 +213,11 @@ def test_explain_pool_ceil_mode_correction_formula():
             {"input_size": (4, 1), "kernel_size": (1, 1), "padding": (0, 1), "dilation": (1, 2)},
             r"^transposed convolution output width would be -1: "
             r"\(1 - 1\)·1 - 2·1 \+ 1 \+ 0; reduce the padding$",
+        ),
+        (  # a dilated kernel: the sentence shows its span (2 − 1)·2 + 1 = 3, not its size 2
+            {"input_size": (4, 1), "kernel_size": (1, 2), "padding": (0, 2), "dilation": (1, 2)},
+            r"^transposed convolution output width would be -1: "
+            r"\(1 - 1\)·1 - 2·2 \+ 3 \+ 0; reduce the padding$",
         ),
     ],
 )

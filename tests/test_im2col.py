@@ -9,13 +9,17 @@ from textbook import conv_out, padding_tblr, pair
 from core.im2col import (
     COL2IM_METHODS,
     IM2COL_METHODS,
+    as_float_array,
     col2im,
     im2col,
+    im2col_geometry,
     im2col_indices,
     overlap_count,
     pad_input,
+    slices_into,
+    window_view,
 )
-from core.shapes import Padding
+from core.shapes import Padding, window_geometry
 
 # (input shape, kernel, stride, padding, dilation): strides that do not fit, asymmetric and string
 # paddings, dilation, rectangular kernels.
@@ -241,3 +245,73 @@ def test_im2col_indices_defaults_and_refusal():
     message = r"^input_shape must have 4 dimensions \(N, C, H, W\), got \(5, 5\)$"
     with pytest.raises(ValueError, match=message):
         im2col_indices((5, 5), 3)
+
+
+def test_pad_input_pads_the_last_two_axes_of_any_array():
+    """``(..., H, W)``: a plain ``(H, W)`` image is padded as a batch would be."""
+    image = np.arange(6.0).reshape(2, 3)
+    assert pad_input(image, Padding(1, 0, 0, 2)).tolist() == [
+        [0, 0, 0, 0, 0],
+        [0, 1, 2, 0, 0],
+        [3, 4, 5, 0, 0],
+    ]
+    # reflect mirrors without repeating the edge: ... 1 | 0 1 2 | 1 ...
+    assert pad_input(image, Padding(0, 0, 1, 1), padding_mode="reflect").tolist() == [
+        [1, 0, 1, 2, 1],
+        [4, 3, 4, 5, 4],
+    ]
+
+
+def test_window_view_is_a_read_only_view():
+    """``view[n, c, kh, kw, oh, ow] = xp[n, c, oh·s_h + kh·d_h, ow·s_w + kw·d_w]``, sharing ``xp``'s memory,
+    and read-only: writing one window would write its neighbours too."""
+    xp = np.arange(16.0).reshape(1, 1, 4, 4)
+    view = window_view(xp, window_geometry((4, 4), 2, 2, 0, 1))
+    assert view.shape == (1, 1, 2, 2, 2, 2)
+    assert view[0, 0, 1, 0, 1, 1] == xp[0, 0, 1 * 2 + 1, 1 * 2 + 0] == 14
+    assert np.shares_memory(view, xp) and not view.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view[0, 0, 0, 0, 0, 0] = -1.0
+
+
+def test_im2col_geometry_defaults_to_slices_and_lists_the_methods_it_knows():
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6))
+    geometry = window_geometry((7, 6), 3, 2, 1, 1)
+    np.testing.assert_array_equal(im2col_geometry(x, geometry), reference_im2col(x, 3, 2, 1, 1))
+    message = r"^unknown im2col method 'fast'; choose one of slices, view, indices, windows$"
+    with pytest.raises(ValueError, match=message):
+        im2col_geometry(x, geometry, "fast")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((2, 3, 7, 6), 3, 2, 1, 1),  # stride 2 with padding: phase planes
+        ((1, 2, 9, 7), (3, 2), (2, 3), (1, 0, 0, 2), (2, 1)),
+        ((1, 2, 4, 5), 3, 1, "full", 1),  # stride 1: direct slices, taps reading only padding
+        ((1, 1, 2, 2), 5, 2, 2, 1),  # one window; whole kernel rows and columns in the padding
+    ],
+)
+def test_slices_into_writes_one_band_of_output_rows(case):
+    """``slices_into(..., band=(r0, r1))`` writes output rows ``[r0, r1)`` of every kernel offset into a
+    buffer of ``r1 − r0`` rows, zeroing what reads padding (the buffer starts as NaN here), with the phase
+    planes shared between the bands of one image."""
+    shape, kernel, stride, padding, dilation = case
+    x = np.random.default_rng(4).standard_normal(shape)
+    n, c, h, w = shape
+    (kh, kw) = pair(kernel)
+    oh, ow = conv_out((h, w), kernel, stride, padding, dilation)
+    full = reference_im2col(x, kernel, stride, padding, dilation).reshape(n, c, kh, kw, oh, ow)
+    geometry = window_geometry((h, w), kernel, stride, padding, dilation)
+    bands = sorted({(0, 1), (1, max(1, oh - 1)), (max(1, oh - 1), oh), (0, oh)} - {(1, 1)})
+    planes: dict = {}
+    for r0, r1 in bands:
+        cols = np.full((n, c, kh, kw, r1 - r0, ow), np.nan)
+        slices_into(cols, x, geometry, band=(r0, r1), planes=planes)
+        np.testing.assert_array_equal(cols, full[..., r0:r1, :], err_msg=f"band {(r0, r1)}")
+
+
+def test_as_float_array_names_x_by_default():
+    with pytest.raises(ValueError, match=r"^x must hold real numbers, got dtype complex128$"):
+        as_float_array(np.zeros(2, dtype=complex))
+    assert as_float_array([1, 2]).dtype == np.float64 and as_float_array(np.float32([1])).dtype == np.float32

@@ -445,3 +445,36 @@ def test_a_weight_three_lists_deep_is_judged_as_a_full_weight(client):
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail and all(d["loc"][:3] == ["body", "weight", "full"] for d in detail), detail
+
+
+def test_the_json_limit_counts_the_body_of_a_bare_asgi_scope():
+    """Driven directly with a scope that carries no ``headers`` (so no declared length), the middleware
+    still counts the streamed body: at the limit the app answers, one byte over it is the 413."""
+    from app.middleware import JsonBodyLimitMiddleware
+
+    async def count_body(scope, receive, send):
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    def post(body: bytes) -> tuple[int, bytes]:
+        chunks, sent = [body[:4], body[4:]], []
+
+        async def receive():
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+        async def send(message):
+            sent.append(message)
+
+        bare_scope = {"type": "http", "path": "/api/conv"}
+        call = JsonBodyLimitMiddleware(count_body, limit=10)(bare_scope, receive, send)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # a loop of its own (post_endless)
+            pool.submit(asyncio.run, call).result()
+        return sent[0]["status"], sent[1]["body"]
+
+    assert post(b"x" * 10) == (200, b"10")
+    status, body = post(b"x" * 11)
+    assert status == 413 and b"larger than 10 bytes" in body

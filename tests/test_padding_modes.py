@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.conv import conv2d, conv2d_backward, conv2d_backward_naive, conv2d_naive
-from core.im2col import col2im, im2col, overlap_count, pad_input
+from core.im2col import border_index, col2im, fold_border, im2col, overlap_count, pad_input
 from core.shapes import Padding, explain_conv
 
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -193,6 +193,50 @@ def test_pytorch_rules(mode: str, pad: int, size: int, ok: bool) -> None:
             conv2d(x, w, padding=pad, padding_mode=mode)
 
 
+@pytest.mark.parametrize(("mode", "pad"), [("reflect", 3), ("circular", 4)])
+def test_explain_conv_refuses_what_conv2d_refuses(mode: str, pad: int) -> None:
+    """The shape panel's explanation applies PyTorch's border rules as the convolution does (3 × 7 input:
+    reflect needs padding < 3, circular at most 3)."""
+    with pytest.raises(ValueError, match=f"padding_mode '{mode}'.*height"):
+        explain_conv((1, 1, 3, 7), (1, 1, 1, 1), padding=pad, padding_mode=mode)
+    assert explain_conv((1, 1, 3, 7), (1, 1, 1, 1), padding=pad - 1, padding_mode=mode).output_shape == (
+        1,
+        1,
+        3 + 2 * (pad - 1),
+        7 + 2 * (pad - 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "padding", "sentence"),
+    [
+        (
+            "reflect",
+            (3, 0, 0, 0),
+            "padding_mode 'reflect' needs padding smaller than the input height: padding (3, 0) with input "
+            "height 3 allows at most 2 per side; use less padding, a larger image or another padding_mode",
+        ),
+        (
+            "reflect",
+            (0, 0, 1, 7),
+            "padding_mode 'reflect' needs padding smaller than the input width: padding (1, 7) with input "
+            "width 7 allows at most 6 per side; use less padding, a larger image or another padding_mode",
+        ),
+        (
+            "circular",
+            (0, 0, 8, 0),
+            "padding_mode 'circular' needs padding at most the input width: padding (8, 0) with input "
+            "width 7 would wrap around more than once; use at most 7 per side",
+        ),
+    ],
+)
+def test_border_refusals_name_the_axis_and_the_most_allowed(mode: str, padding, sentence: str) -> None:
+    """3 × 7 input: reflect allows at most n − 1 per side (2 rows, 6 columns), circular at most n."""
+    with pytest.raises(ValueError) as refused:
+        conv2d(np.ones((1, 1, 3, 7)), np.ones((1, 1, 1, 1)), padding=padding, padding_mode=mode)
+    assert str(refused.value) == sentence
+
+
 def test_unknown_mode_lists_the_allowed() -> None:
     with pytest.raises(ValueError, match="zeros, reflect, replicate, circular"):
         conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), padding=1, padding_mode="mirror")
@@ -264,3 +308,30 @@ def test_pytorch_refuses_what_we_refuse(mode: str, pad: int, size: int) -> None:
         F.pad(x, (0, 0, pad, pad), mode=mode)
     with pytest.raises(ValueError):
         conv2d(x.numpy(), np.ones((1, 1, 1, 1)), padding=(pad, 0), padding_mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 4, 5)])
+def test_fold_border_is_the_adjoint_of_pad_input(mode: str, shape: tuple[int, ...]) -> None:
+    """``<pad_input(x), g> = <x, fold_border(g)>`` for every mode, on a plain (H, W) image and a batch;
+    with zeros the border's gradient is dropped, so fold_border is the crop."""
+    rng = np.random.default_rng(7)
+    pad = Padding(2, 1, 3, 1)  # each side smaller than the input, as reflect needs
+    x = rng.standard_normal(shape)
+    g = rng.standard_normal((*shape[:-2], shape[-2] + 3, shape[-1] + 4))
+    folded = fold_border(g, pad, mode)
+    assert folded.shape == x.shape
+    np.testing.assert_allclose(np.sum(pad_input(x, pad, padding_mode=mode) * g), np.sum(x * folded))
+    if mode == "zeros":
+        np.testing.assert_array_equal(fold_border(g, pad), g[..., 2:-1, 3:-1])  # the default mode
+
+
+def test_border_index_by_the_formula_of_each_mode() -> None:
+    """n = 3, two before and three after: positions t = −2 … 5 of the unpadded axis (reflect: two after,
+    as it needs padding smaller than the input)."""
+    assert border_index(3, 2, 2, "reflect").tolist() == [2, 1, 0, 1, 2, 1, 0]
+    assert border_index(3, 2, 2, "reflect").tolist() == [source(t, 3, "reflect") for t in range(-2, 5)]
+    assert border_index(3, 2, 3, "replicate").tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
+    assert border_index(3, 2, 3, "circular").tolist() == [1, 2, 0, 1, 2, 0, 1, 2]
+    with pytest.raises(ValueError, match=r"^border_index has no rule for padding_mode 'zeros'$"):
+        border_index(3, 1, 1, "zeros")

@@ -172,11 +172,69 @@ def test_explain_pool_mnist_and_ceil_correction():
         (lambda: resolve_padding("sam", 3), "unknown padding 'sam'"),
         (lambda: resolve_padding(-1, 3), "padding cannot be negative"),
         (lambda: resolve_padding((1, 2, 3), 3), "not understood"),
+        # resolve_padding checks its own arguments (it is called directly, not only by window_geometry)
+        (lambda: resolve_padding(1, 0), r"^kernel_size must be at least 1, got 0$"),
+        (lambda: resolve_padding(1, "3"), r"^kernel_size must be an int or a \(height, width\) pair of ints"),
+        (lambda: resolve_padding(1, 3, stride=0), r"^stride must be at least 1, got 0$"),
+        (lambda: resolve_padding(1, 3, stride="2"), r"^stride must be an int or a \(height, width\) pair"),
+        (lambda: resolve_padding(1, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
+        (
+            lambda: resolve_padding("same", 3, 2, input_size=(0, 4)),
+            r"^input_size must be at least 1, got \(0, 4\)$",
+        ),
+        (
+            lambda: resolve_padding("same", 3, 2, input_size="4"),
+            r"^input_size must be an int or a \(height, width\)",
+        ),
+        (
+            lambda: resolve_padding("same", 3, (2, 1)),
+            r"^padding 'same' with stride 2 depends on the input height; pass input_size$",
+        ),
+        (
+            lambda: resolve_padding("same", 3, (1, 3)),
+            r"^padding 'same' with stride 3 depends on the input width; pass input_size$",
+        ),
+        (lambda: resolve_padding(1, 3, dilation="2"), r"^dilation must be an int or a \(height, width\)"),
         (lambda: window_geometry(4, 3, stride=0), "stride must be at least 1"),
+        (lambda: window_geometry(0, 3), r"^input size must be at least 1, got 0$"),
+        (lambda: window_geometry(5, 3, dilation=(1, 0)), r"^dilation must be at least 1, got \(1, 0\)$"),
+        (
+            lambda: window_geometry("5", 3),
+            r"^input size must be an int or a \(height, width\) pair of ints, got '5'$",
+        ),
+        (lambda: window_geometry(5, (3, 0)), r"^kernel_size must be at least 1, got \(3, 0\)$"),
+        (
+            lambda: window_geometry(5, (3,)),
+            r"^kernel_size must be an int or a \(height, width\) pair of ints, got \(3,\)$",
+        ),
         (lambda: window_geometry(4, 7), r"kernel 7 spans 7 pixels but the padded input is only 4 tall"),
         (lambda: window_geometry(4, 3, dilation=2), r"dilation 2 spans 5 pixels"),
-        (lambda: conv_geometry((1, 3, 8), (4, 3, 3, 3)), r"input must have 4 dimensions"),
-        (lambda: conv_geometry((1, 3, 8, 8), (4, 2, 3, 3)), r"weight has 2 input channels per filter"),
+        (
+            lambda: conv_geometry((1, 3, 8), (4, 3, 3, 3)),
+            r"^input must have 4 dimensions \(N, C, H, W\), got shape \(1, 3, 8\)$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (3, 3)),
+            r"^weight must have 4 dimensions \(F, C/groups, KH, KW\), got shape \(3, 3\)$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 3, 3, 3), groups=0),
+            r"^groups must be a positive int, got 0$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 3, 3, 3), groups=1.0),
+            r"^groups must be a positive int, got 1\.0$",
+        ),
+        (
+            lambda: conv_geometry((1, 3, 8, 8), (4, 2, 3, 3)),
+            r"^weight has 2 input channels per filter but the input has 3 channels in 1 group\(s\), "
+            r"so each filter needs 3$",
+        ),
+        (
+            lambda: conv_geometry((1, 4, 8, 8), (4, 1, 3, 3), groups=2),
+            r"^weight has 1 input channels per filter but the input has 4 channels in 2 group\(s\), "
+            r"so each filter needs 2$",
+        ),
         (lambda: conv_geometry((1, 3, 8, 8), (4, 1, 3, 3), groups=2), r"groups \(2\) must divide the input"),
         (lambda: conv_geometry((1, 4, 8, 8), (3, 2, 3, 3), groups=2), r"must divide the number of filters"),
         (lambda: pool_output_size(8, 2, padding=2), r"at most half the kernel"),
@@ -188,6 +246,13 @@ def test_bad_arguments_raise_a_sentence(call, message):
         call()
 
 
+def test_conv_geometry_defaults_to_no_padding_stride_and_dilation_one() -> None:
+    """5 × 6 input, 3 × 3 kernel, nothing else given: (5 − 3 + 1) × (6 − 3 + 1) = 3 × 4."""
+    g = conv_geometry((2, 1, 5, 6), (4, 1, 3, 3))
+    assert g.output_shape == (2, 4, 3, 4) and g.window.padding == Padding(0, 0, 0, 0)
+    assert window_geometry((5, 6), 3).output == (3, 4)
+
+
 def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
     # 5×6 input, 7×7 kernel, padding 1: padded 7×8, so it fits, but every window reads padding.
     explanation = explain_conv((1, 1, 5, 6), (1, 1, 7, 7), padding=1)
@@ -195,3 +260,29 @@ def test_kernel_wider_than_the_unpadded_input_is_warned_about() -> None:
     assert any("more than the input height (5)" in w for w in explanation.warnings)
     assert any("more than the input width (6)" in w for w in explanation.warnings)
     assert not any("more than the input" in w for w in explain_conv((1, 1, 7, 7), (1, 1, 7, 7)).warnings)
+
+
+def test_without_padding_is_the_same_windows_over_the_padded_input():
+    """A 5 × 4 input padded (top 1, bottom 2, left 0, right 1) by reflection is an 8 × 5 input with no
+    padding; kernel (3, 2), stride (2, 1), dilation (1, 2): spans 3 and 3, output
+    ((8 − 3) // 2 + 1, (5 − 3) // 1 + 1) = (3, 3), uncovered ((8 − 3) % 2, (5 − 3) % 1) = (1, 0)."""
+    g = window_geometry((5, 4), (3, 2), (2, 1), (1, 2, 0, 1), (1, 2), "reflect")
+    bare = g.without_padding()
+    assert (bare.height, bare.width) == bare.padded == g.padded == (8, 5)
+    assert bare.padding == Padding(0, 0, 0, 0) and bare.padding_mode == "zeros"
+    assert (bare.kernel, bare.stride, bare.dilation, bare.effective) == ((3, 2), (2, 1), (1, 2), (3, 3))
+    assert bare.output == g.output == (3, 3) and bare.uncovered == g.uncovered == (1, 0)
+    assert bare == window_geometry((8, 5), (3, 2), (2, 1), 0, (1, 2))  # every field, as for a fresh input
+
+    layer = conv_geometry((2, 4, 5, 4), (6, 2, 3, 2), (2, 1), (1, 2, 0, 1), (1, 2), 2, "reflect")
+    assert layer.without_padding() == conv_geometry((2, 4, 8, 5), (6, 2, 3, 2), (2, 1), 0, (1, 2), 2)
+
+
+def test_effective_kernel_defaults_to_no_dilation_and_refuses_zero():
+    """span = (k − 1)·d + 1: 3 with no dilation, 5 with dilation 2."""
+    assert effective_kernel(3) == 3 and effective_kernel(3, 2) == 5
+    for k, d in ((0, 1), (3, 0)):
+        with pytest.raises(ValueError) as refused:
+            effective_kernel(k, d)
+        sentence = f"kernel size and dilation must be at least 1, got kernel {k}, dilation {d}"
+        assert str(refused.value) == sentence
