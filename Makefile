@@ -78,11 +78,11 @@ train: $(STAMP_RUN)
 	$(PY) -m core.train
 
 # Mutation testing of core/ and app/'s request validation (mutmut 3, settings in setup.cfg): each mutant runs
-# only the non-browser, non-slow tests that reach the mutated function. About 45 min on 2 busy cores for the
-# whole set; `make mutate MUTANTS='core.shapes*'` runs one module. Writes var/mutation/report.md.
-# A mutant that makes a request wait forever (the body-limit middleware's read loop) is stopped after 20 s of
-# wall time and counts as killed: mutmut's own limit counts CPU seconds, which a waiting test never spends,
-# and pytest-timeout switches itself off under mutmut's tracer unless told not to.
+# only the non-browser, non-slow tests that reach the mutated function (docs/mutation.md); `make mutate
+# MUTANTS='core.shapes*'` runs one module. Writes var/mutation/report.md.
+# A test still waiting after 20 s of wall time fails (pytest-timeout): mutmut's own limit counts CPU seconds,
+# which a waiting test never spends, and pytest-timeout switches itself off under mutmut's tracer unless told
+# not to. With setup.cfg's fork-server workers no mutant was seen to hang; this is the safety net.
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
 mutate: $(STAMP_TEST)
