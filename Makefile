@@ -52,11 +52,12 @@ run: $(STAMP_RUN)
 browser: $(STAMP_TEST)
 	@PY=$(PY) sh scripts/ensure_browser.sh
 
-# Two pytest workers (pytest-xdist), a test file each at a time: most of the suite's time is spent waiting on
-# servers and the browser, so two workers halve it even on two cores. TEST_WORKERS=0 runs in one process.
+# Two pytest workers (pytest-xdist, tests handed out one by one: `--dist loadfile` would run only one of the
+# schemathesis operations, which share one test id): most of the suite's time is spent waiting on servers and
+# the browser, so two workers nearly halve it even on two cores. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP_TEST) browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	$(PY) -m ruff check core app tests bench

@@ -28,8 +28,8 @@ def fresh_gates() -> Iterator[None]:
 
 
 def run_alone(scenario: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` in a thread of its own: a browser test run earlier in this process (pytest-xdist puts
-    test files of every kind in one worker) leaves Playwright's event loop running in the main thread."""
+    """``asyncio.run`` in a thread of its own: a browser test run earlier in this process (pytest-xdist hands
+    tests of every kind to one worker) leaves Playwright's event loop running in the main thread."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, scenario).result()
 
