@@ -162,3 +162,31 @@ def test_a_heavy_request_runs_behind_the_heavy_gate(tmp_path) -> None:
         heavy = client.post("/api/conv", json={"image": "mnist:1", "weight": "sobel_x"})
         assert heavy.status_code == 200  # 26·26·9 = 6084 > 1000: heavy
         assert admission._gates["heavy"].started == 1
+
+
+def test_the_stack_routes_wait_behind_the_same_gate(tmp_path, monkeypatch) -> None:
+    """The Layers view's requests (a whole stack's forward pass, its ERF, a stored activation) are bounded
+    like every single-layer computation: a full gate answers them 503 with Retry-After too."""
+
+    class FullGate(Gate):
+        async def acquire(self) -> None:
+            raise Busy(self.what, self.retry_after)
+
+    full = FullGate("computations", 1, 0, 0, retry_after=2)
+    monkeypatch.setattr(admission, "gate", lambda name, settings: full)
+    stack = {"image": "mnist:0", "color": "gray", "text": "nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())"}
+    with TestClient(create_app(Settings(store_dir=tmp_path / "s"))) as client:
+        for path, extra in (
+            ("/api/stack", {}),
+            ("/api/stack/field", {"layer": 1, "channel": 0, "y": 3, "x": 3}),
+            ("/api/stack/activation", {"layer": 0}),
+        ):
+            response = client.post(path, json={**stack, **extra})
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "2"
+            assert "busy" in response.json()["detail"]
+    monkeypatch.undo()
+    reset_gates()
+    with TestClient(create_app(Settings(store_dir=tmp_path / "t"))) as client:
+        assert client.post("/api/stack", json=stack).status_code == 200
+        assert admission._gates["light"].started == 1

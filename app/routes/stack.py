@@ -9,14 +9,15 @@ import time
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from app import admission
 from app.errors import BodyError
 from app.image_source import activation_bytes, check_activation, store_for
 from app.render import data_url, image_png, map_png
 from app.response_cache import cached_body, elapsed_ms, with_field
 from app.responses import arr, body_response, json_bytes, map_entry, server_timing
-from app.routes.conv import COMPUTE_ERRORS
+from app.routes.conv import CONV_ERRORS
 from app.schemas import MAX_VALUES_PER_MAP, Message
 from app.settings import Settings, SettingsDep
 from app.stack_compute import PreparedStack, forward_cached, prepare_stack
@@ -39,8 +40,11 @@ from core.stack_weights import PRESET_TEXT
 router = APIRouter(prefix="/api", tags=["layers"])
 
 STORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **COMPUTE_ERRORS,
-    503: {"model": Message, "description": "The store cannot be written (read-only, or an I/O error)."},
+    **CONV_ERRORS,
+    503: {
+        "model": Message,
+        "description": "The worker is busy (retry after Retry-After), or the store cannot be written.",
+    },
     507: {"model": Message, "description": "The store or its disk is full."},
 }
 
@@ -112,8 +116,8 @@ def stack_payload(request: StackRequest, prepared: PreparedStack, settings: Sett
     }
 
 
-@router.post("/stack", response_model=StackResponse, responses=COMPUTE_ERRORS)
-def post_stack(request: StackRequest, settings: SettingsDep) -> Response:
+@router.post("/stack", response_model=StackResponse, responses=CONV_ERRORS)
+async def post_stack(request: StackRequest, http: Request, settings: SettingsDep) -> Response:
     """Run a stack of Conv2d / ReLU / MaxPool2d / AvgPool2d layers on an image.
 
     Returns every layer's shape, receptive-field row (Distill's r, jump j, start and centre of unit 0, per
@@ -130,7 +134,10 @@ def post_stack(request: StackRequest, settings: SettingsDep) -> Response:
         timing.update(prepared.timing)
         return json_bytes(payload)
 
-    body, state = cached_body("POST /api/stack", request, request.image, settings, compute)
+    # behind the worker's gate, as every single-layer computation (app/jobs.py): bounded, else a 503
+    body, state = await admission.gate("light", settings).run(
+        http, cached_body, "POST /api/stack", request, request.image, settings, compute
+    )
     if state == "hit":
         timing["cache"] = elapsed_ms(start)
     timing["total"] = elapsed_ms(start)
@@ -225,7 +232,7 @@ def _pool_entry(layer: L.Layer | None) -> dict[str, Any] | None:
 
 
 @router.post("/stack/activation", response_model=ActivationResponse, responses=STORE_ERRORS)
-def post_stack_activation(request: ActivationRequest, settings: SettingsDep) -> Response:
+async def post_stack_activation(request: ActivationRequest, http: Request, settings: SettingsDep) -> Response:
     """Store the real input of one Conv2d of a stack (the previous layer's activation), so that every
     single-layer endpoint (conv, conv.png, im2col, explain, backward, ...) can compute that layer on it.
 
@@ -234,7 +241,7 @@ def post_stack_activation(request: ActivationRequest, settings: SettingsDep) -> 
     with its weights. An evicted activation is a 404 like an evicted upload: ask again.
     """
     start = time.perf_counter()
-    payload = activation_payload(request, settings)
+    payload = await admission.gate("light", settings).run(http, activation_payload, request, settings)
     timing = {"total": elapsed_ms(start)}
     return body_response(json_bytes(payload), None, {"Server-Timing": server_timing(timing)})
 
@@ -341,8 +348,8 @@ def field_payload(request: FieldRequest, settings: Settings, timing: dict[str, f
     }
 
 
-@router.post("/stack/field", response_model=FieldResponse, responses=COMPUTE_ERRORS)
-def post_stack_field(request: FieldRequest, settings: SettingsDep) -> Response:
+@router.post("/stack/field", response_model=FieldResponse, responses=CONV_ERRORS)
+async def post_stack_field(request: FieldRequest, http: Request, settings: SettingsDep) -> Response:
     """One unit's receptive field: its theoretical box on the input (Distill's arithmetic, with the part in
     the padding and the exact box it depends on) and its effective receptive field (Luo et al.:
     ``|∂unit/∂input|`` normalised, as a PNG, with the radius of the square holding 95 % of it), plus r and the
@@ -351,7 +358,7 @@ def post_stack_field(request: FieldRequest, settings: SettingsDep) -> Response:
     """
     start = time.perf_counter()
     timing: dict[str, float] = {}
-    payload = field_payload(request, settings, timing)
+    payload = await admission.gate("light", settings).run(http, field_payload, request, settings, timing)
     timing["total"] = elapsed_ms(start)
     payload["timing_ms"] = timing
     return body_response(json_bytes(payload), None, {"Server-Timing": server_timing(timing)})
