@@ -88,9 +88,10 @@ MUTANTS ?=
 MUTATE_CHILDREN ?= 2
 mutate: $(STAMP_TEST)
 	$(PY) -m pip install --disable-pip-version-check -q "mutmut==3.8.1"
+	start=$$(date +%s); \
 	PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
-		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true
-	$(PY) scripts/mutation_report.py
+		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true; \
+	$(PY) scripts/mutation_report.py --seconds $$(( $$(date +%s) - start ))
 
 docker:
 	docker build --build-arg SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) -t convlens .

@@ -15,13 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from app.body_limit import JsonBodyLimitMiddleware
 from app.errors import install_handlers
-from app.middleware import (
-    CatchAllMiddleware,
-    JsonBodyLimitMiddleware,
-    SecurityHeadersMiddleware,
-    StartupCheckMiddleware,
-)
+from app.middleware import CatchAllMiddleware, SecurityHeadersMiddleware, StartupCheckMiddleware
 from app.readiness import startup_problem
 from app.settings import REPO_ROOT, Settings, get_settings
 

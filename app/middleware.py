@@ -1,5 +1,6 @@
-"""Pure ASGI middleware (no per-request task overhead): security headers on every response, the JSON body
-limit, a catch-all that turns a bug into a 500 with a request id, and the start-up check."""
+"""Pure ASGI middleware (no per-request task overhead): security headers on every response, a catch-all that
+turns a bug into a 500 with a request id, and the start-up check. The JSON body limit is in
+:mod:`app.body_limit`."""
 
 from __future__ import annotations
 
@@ -67,70 +68,6 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class JsonBodyLimitMiddleware:
-    """Refuse a request body larger than ``limit`` bytes with 413 before it is parsed.
-
-    Parsing and validating a 20 MB JSON body takes seconds of a worker's time, so the limit is checked on the
-    declared ``Content-Length`` and again on the bytes actually streamed. Uploads (``POST /api/images``)
-    have their own, larger limit and are left to their route.
-
-    Parameters
-    ----------
-    app : ASGI app
-    limit : int
-        Bytes.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") == "/api/images":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = (
-            b'{"detail":"the request body is larger than ' + str(self.limit).encode() + b' bytes, the limit '
-            b'for JSON requests (images go to POST /api/images as multipart)"}'
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(BaseException):  # noqa: N818 - not an Exception, so FastAPI's body reader cannot turn it into a 400
-    """Raised inside the app's ``receive`` when the streamed body passes the limit."""
 
 
 class StartupCheckMiddleware:

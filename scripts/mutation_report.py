@@ -1,8 +1,8 @@
 """Summarise a mutmut run (``make mutate``): the score per module and every surviving mutant with its diff.
 
 Reads ``mutmut results --all true`` in the repository root and writes a Markdown report (default
-``var/mutation/report.md``); prints the score table. ``app/middleware.py`` is split by class, since only
-``JsonBodyLimitMiddleware`` is request validation.
+``var/mutation/report.md``); prints the score table, per module and for the two aims of issue 14:
+``core/`` (the four core modules together) and the request validation (``app.schemas`` + ``app.body_limit``).
 
 Score = killed / (killed + survived + no tests + timeout): a timeout is not counted as a kill. The
 mutants argued equivalent in ``docs/mutation.md`` are listed by name in ``docs/mutation_equivalents.txt``
@@ -58,14 +58,12 @@ def equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
 
 
 def module_of(name: str) -> str:
-    """``core.shapes.x_explain_pool__mutmut_3`` → ``core.shapes``; middleware mutants by class:
-    ``app.middleware.xǁJsonBodyLimitMiddlewareǁ__call____mutmut_1`` →
-    ``app.middleware.JsonBodyLimitMiddleware``."""
-    parts = name.split(".")
-    module = ".".join(parts[:2])
-    if module == "app.middleware" and "ǁ" in name:
-        return f"{module}.{name.split('ǁ')[1]}"
-    return module
+    """``core.shapes.x_explain_pool__mutmut_3`` → ``core.shapes``."""
+    return ".".join(name.split(".")[:2])
+
+
+AIMS = (("core/ (all)", "core."), ("request validation (app/)", "app."))
+"""The aggregate rows: (label, module prefix)."""
 
 
 def diff_of(name: str) -> str:
@@ -80,15 +78,17 @@ def diff_of(name: str) -> str:
 def score_table(rows: dict[str, str], equivalent: dict[str, str]) -> list[str]:
     per_module: dict[str, Counter[str]] = defaultdict(Counter)
     for name, status in rows.items():
-        per_module[module_of(name)][status] += 1
-        if name in equivalent and status in ("survived", "no tests", "timeout"):
-            per_module[module_of(name)]["equivalent"] += 1
+        groups = [module_of(name)] + [f"**{label}**" for label, prefix in AIMS if name.startswith(prefix)]
+        for group in groups:
+            per_module[group][status] += 1
+            if name in equivalent and status in ("survived", "no tests", "timeout"):
+                per_module[group]["equivalent"] += 1
     lines = [
         "| module | mutants | killed | survived | no tests | timeout | not checked | equivalent "
         "| score (all) | score (non-equivalent) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for module in sorted(per_module):
+    for module in sorted(per_module, key=lambda m: (m.startswith("**"), m)):
         c = per_module[module]
         total = sum(v for k, v in c.items() if k != "equivalent")
         killed = c["killed"] + c["segfault"]
@@ -107,6 +107,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "mutation" / "report.md")
     parser.add_argument("--no-diffs", action="store_true", help="list survivors without their diffs")
+    parser.add_argument("--seconds", type=int, help="wall-clock seconds of the run, written into the report")
     parser.add_argument(
         "--rerun",
         type=Path,
@@ -123,6 +124,8 @@ def main() -> int:
     equivalent = equivalents()
     table = score_table(rows, equivalent)
     lines = ["# Mutation run", "", *table]
+    if args.seconds is not None:
+        lines += ["", f"Wall-clock time of `mutmut run`: {args.seconds // 60} min {args.seconds % 60} s."]
     if args.rerun:
         lines += ["", "Verdicts of re-runs applied: " + ", ".join(str(p) for p in args.rerun)]
     survivors = [name for name, status in rows.items() if status in ("survived", "no tests", "timeout")]
@@ -136,6 +139,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(table))
+    if args.seconds is not None:
+        print(f"\nmutmut run took {args.seconds // 60} min {args.seconds % 60} s")
     print(f"\nreport: {args.out}")
     return 0
 

@@ -19,6 +19,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+# under mutmut only: the cheap tests first (see tests/mutation_order.py)
+from mutation_order import pytest_collection_modifyitems  # noqa: E402, F401
+
 # the CI guard's hooks (see tests/require_tools.py), registered by being names in this conftest
 from require_tools import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 

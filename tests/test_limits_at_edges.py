@@ -450,7 +450,7 @@ def test_a_weight_three_lists_deep_is_judged_as_a_full_weight(client):
 def test_the_json_limit_counts_the_body_of_a_bare_asgi_scope():
     """Driven directly with a scope that carries no ``headers`` (so no declared length), the middleware
     still counts the streamed body: at the limit the app answers, one byte over it is the 413."""
-    from app.middleware import JsonBodyLimitMiddleware
+    from app.body_limit import JsonBodyLimitMiddleware
 
     async def count_body(scope, receive, send):
         size, more = 0, True
