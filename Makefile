@@ -86,10 +86,14 @@ train: $(STAMP_RUN)
 # not to. With setup.cfg's fork-server workers no mutant was seen to hang; this is the safety net.
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
-mutate: $(STAMP_TEST)
+# The PyTorch comparisons are part of the selection, so the reference extra is installed and
+# CONVLENS_REQUIRE_TORCH=1 makes a missing torch a failure (mutmut then stops before mutating) rather than a
+# quietly weaker run.
+mutate: | $(PY)
+	@$(MAKE) --no-print-directory EXTRAS=test,reference $(VENV)/.installed-test-reference
 	$(PY) -m pip install --disable-pip-version-check -q "mutmut==3.8.1"
 	start=$$(date +%s); \
-	PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
+	CONVLENS_REQUIRE_TORCH=1 PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
 		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true; \
 	$(PY) scripts/mutation_report.py --seconds $$(( $$(date +%s) - start ))
 
