@@ -87,14 +87,16 @@ train: $(STAMP_RUN)
 MUTANTS ?=
 MUTATE_CHILDREN ?= 2
 # The PyTorch comparisons are part of the selection, so the reference extra is installed and
-# CONVLENS_REQUIRE_TORCH=1 makes a missing torch a failure (mutmut then stops before mutating) rather than a
-# quietly weaker run.
+# CONVLENS_REQUIRE_TORCH=1 makes a missing torch a failure (mutmut then stops before mutating, and so does
+# make, without a report) rather than a quietly weaker run.
 mutate: | $(PY)
 	@$(MAKE) --no-print-directory EXTRAS=test,reference $(VENV)/.installed-test-reference
 	$(PY) -m pip install --disable-pip-version-check -q "mutmut==3.8.1"
+	@$(PY) -c "import torch" || { echo "make mutate: PyTorch cannot be imported (see above); the run needs" \
+		"it for the PyTorch comparisons: $(PY) -m pip install -e '.[reference]'" >&2; exit 1; }
 	start=$$(date +%s); \
 	CONVLENS_REQUIRE_TORCH=1 PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
-		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) || true; \
+		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) && \
 	$(PY) scripts/mutation_report.py --seconds $$(( $$(date +%s) - start ))
 
 docker:
