@@ -93,7 +93,7 @@ mutate: | $(PY)
 	@$(MAKE) --no-print-directory EXTRAS=test,reference $(VENV)/.installed-test-reference
 	$(PY) -m pip install --disable-pip-version-check -q "mutmut==3.8.1"
 	@$(PY) -c "import torch" || { echo "make mutate: PyTorch cannot be imported (see above); the run needs" \
-		"it for the PyTorch comparisons: $(PY) -m pip install -e '.[reference]'" >&2; exit 1; }
+		"it for the PyTorch comparisons (the reference extra of pyproject.toml)" >&2; exit 1; }
 	start=$$(date +%s); \
 	CONVLENS_REQUIRE_TORCH=1 PYTEST_ADDOPTS="--timeout=20 --timeout-disable-debugger-detection" \
 		$(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS) && \
