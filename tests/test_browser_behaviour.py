@@ -285,6 +285,7 @@ def test_touch_tap_pins_and_every_readout_works_by_tap(browser: Any, server: Any
         assert f"rows {rows[0]}–{rows[-1]}, columns {cols[0]}–{cols[-1]}" in text
         assert "pinned" in text
         # tap an im2col cell: its (c, kh, kw) row, (oh, ow) column and value x[oh·2 + kh, ow·2 + kw]
+        page.wait_for_function(SETTLED)  # the matrix is drawn (filled in once the page is quiet)
         page.locator("#im2col-scroll").scroll_into_view_if_needed()
         zoom = 10
         scroller = page.locator("#im2col-scroll").bounding_box()
@@ -689,3 +690,57 @@ def test_a_step_sends_the_input_picture_once_and_the_channel_view_only_on_screen
                              s.dispatchEvent(new Event('input', { bubbles: true })); }""")
     wait_repaint(page, before)
     assert any("explain=" in u and "channels=0" in u for u in convs[count:]), convs[count:]
+
+
+BUSY = {"detail": "the server is busy: this worker's queue for computations is full; try again in 1 s"}
+
+
+def test_a_busy_server_is_asked_again_after_retry_after(browser: Any, server: Any) -> None:
+    """A 503 with Retry-After (app/admission.py) is retried after that wait; the maps are then drawn."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        refused: list[str] = []
+        passed: list[str] = []
+
+        def busy_twice(route: Any) -> None:
+            if len(refused) < 2:
+                refused.append(route.request.url)
+                route.fulfill(status=503, headers={"Retry-After": "1"}, json=BUSY)
+            else:
+                passed.append(route.request.url)
+                route.continue_()
+
+        page.route("**/api/conv?*", busy_twice)
+        page.goto(server.url + "/")
+        wait_idle(page)
+        assert len(refused) == 2 and len(passed) == 1, (refused, passed)
+        assert refused[0] == refused[1] == passed[0]  # the same request, asked again
+        assert page.locator("#maps canvas.map").count() >= 1
+        assert page.locator("#problem").is_hidden()
+    finally:
+        context.close()
+
+
+def test_a_server_that_stays_busy_says_so(browser: Any, server: Any) -> None:
+    """After its retries (static/js/api.js BUSY_RETRIES = 3) the page shows the server's sentence."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        refused: list[str] = []
+
+        def always_busy(route: Any) -> None:
+            refused.append(route.request.url)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json=BUSY)
+
+        page.route("**/api/conv?*", always_busy)
+        page.goto(server.url + "/")
+        page.wait_for_function(
+            "(sentence) => document.getElementById('problem').textContent.includes(sentence)",
+            arg=BUSY["detail"],
+        )
+        assert len(refused) == 1 + 3
+    finally:
+        context.close()

@@ -2,7 +2,8 @@
 //
 // `latest(key, path, body)` keeps at most one request in flight per key: a newer call aborts the older one
 // (AbortController), and an answer that is no longer the newest is dropped, so dragging a slider never
-// queues requests and a slow stale answer can never overwrite a newer picture.
+// queues requests and a slow stale answer can never overwrite a newer picture. A busy server's 503 with
+// Retry-After is asked again after that wait (fetchJsonPatiently), a few times, unless superseded.
 
 /** Thrown (and ignored by callers) when a request was superseded by a newer one. */
 export class Superseded extends Error {
@@ -18,13 +19,41 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {*} detail  the parsed `detail` field of the response, if any
+   * @param {number|null} [retryAfter]  seconds of a 503's `Retry-After` header, if any
    */
-  constructor(status, message, detail) {
+  constructor(status, message, detail, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.detail = detail;
+    this.retryAfter = retryAfter;
   }
+}
+
+/** A busy server (503 with Retry-After) is asked again this many times before its sentence is shown. */
+export const BUSY_RETRIES = 3;
+/** The longest wait before asking again (s), whatever Retry-After says. */
+const BUSY_WAIT_MAX_S = 5;
+
+/**
+ * Wait `seconds`, or reject with AbortError as soon as `signal` aborts.
+ * @param {number} seconds
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<void>}
+ */
+function pause(seconds, signal) {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      reject(new DOMException('aborted', 'AbortError'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abort);
+      resolve();
+    }, seconds * 1000);
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
+  });
 }
 
 /**
@@ -65,8 +94,37 @@ async function fetchJson(path, init = {}) {
       body = null;
     }
   }
-  if (!response.ok) throw new ApiError(response.status, errorSentence(response.status, body), body && body.detail);
+  if (!response.ok) {
+    const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
+    throw new ApiError(
+      response.status,
+      errorSentence(response.status, body),
+      body && body.detail,
+      Number.isFinite(retryAfter) ? retryAfter : null,
+    );
+  }
   return body;
+}
+
+/**
+ * fetchJson, asking again when the server is busy: a 503 with Retry-After (the worker's queue is full,
+ * app/admission.py) is retried after that many seconds (at most BUSY_WAIT_MAX_S), up to BUSY_RETRIES times,
+ * unless `init.signal` aborts meanwhile. A class on one laptop then sees its views fill in a moment later
+ * instead of an error that stays until the next slider move.
+ * @param {string} path
+ * @param {RequestInit} init
+ * @returns {Promise<*>}
+ */
+async function fetchJsonPatiently(path, init = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fetchJson(path, init);
+    } catch (error) {
+      const busy = error instanceof ApiError && error.status === 503 && error.retryAfter !== null;
+      if (!busy || attempt >= BUSY_RETRIES) throw error;
+      await pause(Math.min(Math.max(error.retryAfter, 0), BUSY_WAIT_MAX_S), init.signal);
+    }
+  }
 }
 
 /**
@@ -95,7 +153,7 @@ export function createApi() {
      * @returns {Promise<*>}
      */
     post(path, body) {
-      return fetchJson(path, {
+      return fetchJsonPatiently(path, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
@@ -117,7 +175,7 @@ export function createApi() {
       const mine = serial;
       inflight.set(key, { controller, serial: mine });
       try {
-        const result = await fetchJson(path, {
+        const result = await fetchJsonPatiently(path, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify(body),
