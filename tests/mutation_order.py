@@ -37,7 +37,8 @@ FIRST = (
     "test_shapes_js.py",
     "test_security_headers.py",
 )
-"""Test files in the order mutmut should try them (fastest per test first, measured: docs/mutation.md)."""
+"""Test files in the order mutmut should try them: fastest per test first (``pytest --durations=0`` on
+the selection, 2026-12-01)."""
 
 
 def mutation_rank(nodeid: str) -> int:
