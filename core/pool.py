@@ -291,6 +291,13 @@ def max_pool2d_backward(
     -------
     ndarray, shape (N, C, H, W)
         Gradients of overlapping windows that share an argmax are summed; padding receives nothing.
+
+    Notes
+    -----
+    A window that lies entirely in the padding (possible with dilation or ``ceil_mode``; its maximum is
+    ``-inf`` whatever the input) passes its gradient to no input. Its index, here as in PyTorch, points past
+    the end of the plane; PyTorch's backward then writes into the next channel's first pixel (or past the
+    tensor), this one drops it.
     """
     x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
     grad = _grad(grad_out, x, geometry)
@@ -301,8 +308,12 @@ def max_pool2d_backward(
         raise ValueError(f"indices must have the pooled shape {grad.shape}, got {tuple(idx.shape)}")
     n, c, h, w = x.shape
     plane = h * w
-    flat = idx.reshape(n * c, -1) + (np.arange(n * c) * plane)[:, None]
-    counts = np.bincount(flat.ravel(), weights=grad.ravel(), minlength=n * c * plane)
+    flat = (idx.reshape(n * c, -1) + (np.arange(n * c) * plane)[:, None]).ravel()
+    weights = grad.ravel()
+    inside = (idx >= 0) & (idx < plane)
+    if not inside.all():  # windows of padding only: their gradient goes nowhere
+        flat, weights = flat[inside.ravel()], weights[inside.ravel()]
+    counts = np.bincount(flat, weights=weights, minlength=n * c * plane)
     return counts.astype(x.dtype, copy=False).reshape(x.shape)
 
 
@@ -327,7 +338,8 @@ def max_pool2d_backward_naive(
             for oh in range(grad.shape[2]):
                 for ow in range(grad.shape[3]):
                     h, w = divmod(int(indices[n, c, oh, ow]), w_)
-                    out[n, c, h, w] += grad[n, c, oh, ow]
+                    if 0 <= h < x.shape[2]:  # else a window of padding only: no input to send to
+                        out[n, c, h, w] += grad[n, c, oh, ow]
     return out
 
 

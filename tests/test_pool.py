@@ -211,3 +211,14 @@ def test_ceil_mode_keeps_a_window_wider_than_the_padded_input() -> None:
     np.testing.assert_array_equal(pooled_avg, x[0, 0].mean(axis=1))
     with pytest.raises(ValueError, match="spans 3 pixels but the padded input is only 2 wide"):
         max_pool2d(x, (1, 3), (1, 2))
+
+
+def test_a_window_of_padding_only_is_minus_inf_and_passes_no_gradient():
+    # rows: kernel 2, dilation 3, padding 1 on a height of 2 -> one window with taps at rows -1 and 2, both
+    # outside the input; columns: kernel 1. Every window is padding only, in every channel and image.
+    x = np.arange(2 * 3 * 2 * 3, dtype=np.float64).reshape(2, 3, 2, 3)
+    out, idx = max_pool2d(x, (2, 1), stride=1, padding=(1, 0), dilation=(3, 1), return_indices=True)
+    assert out.shape == (2, 3, 1, 3) and np.isneginf(out).all()
+    assert ((idx < 0) | (idx >= 2 * 3)).all()  # no pixel of the plane is its argmax
+    grad = max_pool2d_backward(np.ones(out.shape), x, (2, 1), 1, (1, 0), (3, 1))
+    np.testing.assert_array_equal(grad, np.zeros(x.shape))
