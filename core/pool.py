@@ -296,7 +296,7 @@ def max_pool2d_backward(
     -----
     A window that lies entirely in the padding (possible with dilation or ``ceil_mode``; its maximum is
     ``-inf`` whatever the input) passes its gradient to no input. Its index, here as in PyTorch, points past
-    the end of the plane; PyTorch's backward then writes into the next channel's first pixel (or past the
+    the end of the plane; PyTorch's backward then adds the gradient to a pixel of a later channel (or past the
     tensor), this one drops it.
     """
     x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
