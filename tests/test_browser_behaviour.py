@@ -13,6 +13,7 @@ import base64
 import io
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -695,52 +696,49 @@ def test_a_step_sends_the_input_picture_once_and_the_channel_view_only_on_screen
 BUSY = {"detail": "the server is busy: this worker's queue for computations is full; try again in 1 s"}
 
 
-def test_a_busy_server_is_asked_again_after_retry_after(browser: Any, server: Any) -> None:
-    """A 503 with Retry-After (app/admission.py) is retried after that wait; the maps are then drawn."""
+@contextmanager
+def page_behind_busy_server(
+    browser: Any, server: Any, busy_answers: int | None
+) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """The page opened on a server whose ``/api/conv`` answers its first ``busy_answers`` requests (all of
+    them for None) with 503 and ``Retry-After: 1``: yields (page, refused request URLs, passed ones)."""
     context = browser.new_context(viewport=VIEWPORT)
+    refused: list[str] = []
+    passed: list[str] = []
+
+    def busy(route: Any) -> None:
+        if busy_answers is None or len(refused) < busy_answers:
+            refused.append(route.request.url)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json=BUSY)
+        else:
+            passed.append(route.request.url)
+            route.continue_()
+
     try:
         page = context.new_page()
         page.set_default_timeout(30_000)
-        refused: list[str] = []
-        passed: list[str] = []
-
-        def busy_twice(route: Any) -> None:
-            if len(refused) < 2:
-                refused.append(route.request.url)
-                route.fulfill(status=503, headers={"Retry-After": "1"}, json=BUSY)
-            else:
-                passed.append(route.request.url)
-                route.continue_()
-
-        page.route("**/api/conv?*", busy_twice)
+        page.route("**/api/conv?*", busy)
         page.goto(server.url + "/")
+        yield page, refused, passed
+    finally:
+        context.close()
+
+
+def test_a_busy_server_is_asked_again_after_retry_after(browser: Any, server: Any) -> None:
+    """A 503 with Retry-After (app/admission.py) is retried after that wait; the maps are then drawn."""
+    with page_behind_busy_server(browser, server, busy_answers=2) as (page, refused, passed):
         wait_idle(page)
         assert len(refused) == 2 and len(passed) == 1, (refused, passed)
         assert refused[0] == refused[1] == passed[0]  # the same request, asked again
         assert page.locator("#maps canvas.map").count() >= 1
         assert page.locator("#problem").is_hidden()
-    finally:
-        context.close()
 
 
 def test_a_server_that_stays_busy_says_so(browser: Any, server: Any) -> None:
     """After its retries (static/js/api.js BUSY_RETRIES = 3) the page shows the server's sentence."""
-    context = browser.new_context(viewport=VIEWPORT)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        refused: list[str] = []
-
-        def always_busy(route: Any) -> None:
-            refused.append(route.request.url)
-            route.fulfill(status=503, headers={"Retry-After": "1"}, json=BUSY)
-
-        page.route("**/api/conv?*", always_busy)
-        page.goto(server.url + "/")
+    with page_behind_busy_server(browser, server, busy_answers=None) as (page, refused, _):
         page.wait_for_function(
             "(sentence) => document.getElementById('problem').textContent.includes(sentence)",
             arg=BUSY["detail"],
         )
         assert len(refused) == 1 + 3
-    finally:
-        context.close()
